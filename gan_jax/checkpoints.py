@@ -1,0 +1,40 @@
+"""Orbax checkpoints of the train state: save, find the latest, restore into an abstract state.
+
+Orbax writes each step to a temporary directory and renames it when complete, so a
+run killed mid-save leaves no checkpoint that `latest_step` would pick up.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def make_manager(workdir: str, *, keep: int, asynchronous: bool = True) -> ocp.CheckpointManager:
+  """A manager for `workdir/checkpoints` that keeps the newest `keep` steps."""
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
+          cleanup_tmp_directories=True))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state) -> None:
+  """Starts saving `state` at `step` (asynchronously; the device copy is taken before returning)."""
+  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
+  """Restores the checkpoint at `step` (default: latest) into the structure, dtypes and
+  shardings of `abstract_state` (a pytree of `jax.ShapeDtypeStruct`, e.g. from `jax.eval_shape`)."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+
+def abstract_like(state_shapes, sharding: jax.sharding.Sharding):
+  """`jax.ShapeDtypeStruct`s of `state_shapes` with `sharding` on every leaf."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state_shapes)

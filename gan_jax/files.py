@@ -1,0 +1,23 @@
+"""Atomic file writes: a kill never leaves a truncated PNG or JSON behind."""
+
+import json
+import os
+import tempfile
+
+
+def write_atomic(path: str, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it over `path`."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def write_json(path: str, obj) -> None:
+  write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

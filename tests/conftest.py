@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny config that compiles in seconds on a 2-core CPU."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed package.
+
+
+def tiny_config(**overrides):
+  """The default config shrunk to a few thousand parameters and a handful of steps."""
+  from configs import mnist_dcgan
+  config = mnist_dcgan.get_config()
+  config.model.latent_dim = 16
+  config.model.generator_features = 8
+  config.model.discriminator_features = 8
+  config.batch_size = 8
+  config.total_steps = 4
+  config.log_every = 2
+  config.save_every = 2
+  config.sample_every = 2
+  config.num_samples = 4
+  for field, value in overrides.items():
+    node = config
+    *parents, leaf = field.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.fixture
+def config():
+  return tiny_config()

@@ -1,0 +1,48 @@
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import losses
+
+REAL = jnp.array([2.0, 0.5])
+FAKE = jnp.array([0.5, -3.0])
+
+
+def softplus(x):
+  return math.log1p(math.exp(x))
+
+
+def test_non_saturating_matches_hand_values():
+  d = losses.non_saturating_discriminator(REAL, FAKE)
+  # -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(f)) = softplus(f).
+  expected = (softplus(-2.0) + softplus(-0.5)) / 2 + (softplus(0.5) + softplus(-3.0)) / 2
+  np.testing.assert_allclose(d, expected, rtol=1e-6)
+  np.testing.assert_allclose(losses.non_saturating_generator(FAKE),
+                             (softplus(-0.5) + softplus(3.0)) / 2, rtol=1e-6)
+
+
+def test_hinge_matches_hand_values():
+  # real: relu(1-2)=0, relu(1-0.5)=0.5 -> 0.25; fake: relu(1.5)=1.5, relu(-2)=0 -> 0.75.
+  np.testing.assert_allclose(losses.hinge_discriminator(REAL, FAKE), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(losses.hinge_generator(FAKE), 1.25, rtol=1e-6)
+
+
+def test_wasserstein_matches_hand_values():
+  np.testing.assert_allclose(losses.wasserstein_discriminator(REAL, FAKE), -1.25 - 1.25, rtol=1e-6)
+  np.testing.assert_allclose(losses.wasserstein_generator(FAKE), 1.25, rtol=1e-6)
+
+
+def test_gradient_penalty_of_linear_critic():
+  # D(x) = <w, x> has gradient w at every point, so the penalty is (||w|| - 1)^2 = (5 - 1)^2.
+  w = jnp.zeros((1, 2, 2, 1)).at[0, 0, 0, 0].set(3.0).at[0, 1, 1, 0].set(4.0)
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
+  real, fake = jnp.ones((3, 2, 2, 1)), -jnp.ones((3, 2, 2, 1))
+  from jax import random
+  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, random.PRNGKey(0)), 16.0, rtol=1e-5)
+
+
+def test_unknown_loss_names_the_field():
+  with pytest.raises(ValueError, match=r"config.loss='hinj'.*allowed: non_saturating, hinge, wasserstein"):
+    losses.get_loss("hinj")

@@ -1,0 +1,62 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.models import dcgan
+from gan_jax import models
+
+
+def test_upsample_equals_flax_conv_transpose():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 3))
+  up = dcgan.Upsample2x(4)
+  variables = up.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables)
+  reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME")
+  np.testing.assert_allclose(up.apply(variables, x), reference.apply(variables, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("size,channels,convs", [(28, 1, 7), (32, 3, 7), (64, 3, 9)])
+def test_shapes_and_named_features(size, channels, convs):
+  g = dcgan.Generator(image_size=size, channels=channels, base_features=4)
+  z = jax.random.normal(jax.random.PRNGKey(0), (2, 8))
+  g_vars = g.init(jax.random.PRNGKey(1), z, train=False)
+  images, updates = g.apply(g_vars, z, train=True, mutable=["batch_stats"])
+  assert images.shape == (2, size, size, channels)
+  assert float(jnp.abs(images).max()) <= 1.0
+  assert "batch_stats" in g_vars and set(updates) == {"batch_stats"}
+
+  d = dcgan.Discriminator(image_size=size, base_features=4)
+  d_vars = d.init(jax.random.PRNGKey(2), images)
+  logits, features = d.apply(d_vars, images)
+  assert logits.shape == (2,)
+  assert list(features) == [f"conv{i}" for i in range(1, convs + 1)] + ["pre_logits"]
+  assert features["conv1"].shape[:3] == (2, size, size)
+  assert features["pre_logits"].shape == (2, features[f"conv{convs}"][0].size)
+
+
+def test_standard_cnn_matches_sngan_table3():
+  # The SNGAN paper's 32-pixel "standard CNN": D widths 64-64-128-128-256-256-512.
+  d = dcgan.Discriminator(image_size=32)
+  _, features = d.apply(d.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))), jnp.zeros((1, 32, 32, 3)))
+  assert [features[f"conv{i}"].shape[-1] for i in range(1, 8)] == [64, 64, 128, 128, 256, 256, 512]
+  g = dcgan.Generator(image_size=32, channels=3)
+  params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 128)), train=False)["params"]
+  assert params["project"]["kernel"].shape == (128, 4 * 4 * 512)
+  assert [params[f"up{i}"]["kernel"].shape[-1] for i in (1, 2, 3)] == [256, 128, 64]
+  assert params["to_image"]["kernel"].shape == (3, 3, 64, 3)
+
+
+def test_plain_dcgan_discriminator_has_only_strided_convs():
+  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  x = jnp.zeros((1, 28, 28, 1))
+  _, features = d.apply(d.init(jax.random.PRNGKey(0), x), x)
+  assert [features[k].shape[1:] for k in ("conv1", "conv2", "conv3")] == [(14, 14, 4), (7, 7, 8), (4, 4, 16)]
+
+
+def test_unsupported_size_and_unknown_model_are_clear_errors():
+  with pytest.raises(ValueError, match=r"config.image_size=48 .* allowed: 28, 32, 64"):
+    dcgan.check_image_size(48)
+  with pytest.raises(ValueError, match=r"config.model.name='dcgna'.*allowed: dcgan"):
+    models.get_model_module("dcgna")
