@@ -216,7 +216,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN, ba
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
     updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, updates)
-    return (d_params, d_opt_state), {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
+    return (d_params, d_opt_state), {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
 
   (d_params, d_opt_state), d_metrics = repeat(
       discriminator_update, (state["discriminator"]["params"], state["d_opt_state"]),
@@ -243,7 +243,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN, ba
       "g_ema_params": g_ema_params,
   }
   metrics = {k: v.mean() for k, v in d_metrics.items()}
-  metrics.update(g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads))
+  metrics.update(g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
   return new_state, metrics
 
 
@@ -318,9 +318,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   init_fn = functools.partial(init_state, gan, config)
   abstract_state = checkpoints.abstract_like(jax.eval_shape(init_fn), replicated)
   manager = checkpoints.make_manager(workdir, keep=config.keep)
-  if manager.latest_step() is not None:
-    state = checkpoints.restore(manager, abstract_state)
-    logging.info("Resumed from %s at step %d.", manager.directory, manager.latest_step())
+  if (latest := manager.latest_step()) is not None:
+    state = checkpoints.restore(manager, abstract_state, latest)
+    logging.info("Resumed from %s at step %d.", manager.directory, latest)
   else:
     state = jax.jit(init_fn, out_shardings=replicated)()
   step = int(state["step"])
@@ -338,8 +338,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       images = data.to_uint8(sample_fn(state, sample_z))
       visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), visualize.image_grid(images))
 
+  if step >= config.total_steps:
+    logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
   first_call_start = time.perf_counter()
   last_log_step, last_log_time = step, None
+  checked_step = step  # Metrics were finite up to here.
   while step < config.total_steps:
     state, metrics = train_fn(state, images_u8)
     step += config.steps_per_call
@@ -349,17 +352,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       last_log_step, last_log_time = step, time.perf_counter()
     is_last = step == config.total_steps
     if step % config.log_every == 0 or step % config.save_every == 0 or is_last:
+      # Metrics reach the host only here; checking them before every save keeps a
+      # diverged state out of the checkpoints (the losses go non-finite with the params).
       metrics = jax.tree.map(lambda m: float(np.mean(m)), jax.device_get(metrics))
       bad = [k for k, v in metrics.items() if not np.isfinite(v)]
       if bad:
-        raise FloatingPointError(f"non-finite {', '.join(bad)} between steps {step - config.steps_per_call} "
-                                 f"and {step}; no checkpoint written after step {manager.latest_step()}")
+        raise FloatingPointError(f"non-finite {', '.join(bad)} between steps {checked_step} and {step}; "
+                                 f"the last checkpoint is step {manager.latest_step()}")
       if step > last_log_step:
         elapsed = time.perf_counter() - last_log_time
         metrics["steps_per_sec"] = (step - last_log_step) / elapsed
         metrics["images_per_sec"] = metrics["steps_per_sec"] * per_step
       writer.write_scalars(step, metrics)
-      last_log_step, last_log_time = step, time.perf_counter()
+      checked_step, last_log_step, last_log_time = step, step, time.perf_counter()
     if step % config.save_every == 0 or is_last:
       checkpoints.save(manager, step, state)
     if step % config.sample_every == 0 or is_last:

@@ -1,0 +1,39 @@
+"""train.py as a user runs it: a subprocess with config overrides, then the same command again."""
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+TINY = ["--config.model.latent_dim=16", "--config.model.generator_features=8",
+        "--config.model.discriminator_features=8", "--config.batch_size=8", "--config.log_every=2",
+        "--config.save_every=2", "--config.sample_every=2", "--config.num_samples=4"]
+
+
+def run_train(workdir, *flags):
+  cmd = [sys.executable, "train.py", "--config=configs/mnist_dcgan.py", f"--workdir={workdir}", *TINY, *flags]
+  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_train_then_rerun_resumes_and_stops_at_total_steps(tmp_path):
+  first = run_train(tmp_path, "--config.total_steps=2")
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
+  assert os.path.exists(tmp_path / "samples" / "step_2.png")
+
+  second = run_train(tmp_path, "--config.total_steps=4")
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "Resumed from" in second.stderr and "at step 2" in second.stderr
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+
+  third = run_train(tmp_path, "--config.total_steps=4")
+  assert third.returncode == 0, third.stderr[-3000:]
+  assert "at step 4" in third.stderr and "First call" not in third.stderr  # Nothing retrained.
+
+
+def test_typo_in_config_field_fails_with_its_name(tmp_path):
+  result = run_train(tmp_path, "--config.totl_steps=5")
+  assert result.returncode != 0
+  assert "totl_steps" in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")

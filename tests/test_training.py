@@ -1,0 +1,116 @@
+import functools
+import glob
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from gan_jax import checkpoints
+from gan_jax import data
+from gan_jax import parallel
+from gan_jax import training
+
+from conftest import tiny_config
+
+
+def assert_trees_equal(a, b):
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+
+
+def test_one_step_updates_both_networks_and_compiles_once(config, monkeypatch):
+  traces = []
+  original = training.train_step
+  monkeypatch.setattr(training, "train_step", lambda *a, **k: traces.append(1) or original(*a, **k))
+  gan = training.make_gan(config)
+  mesh = parallel.make_mesh()
+  replicated = parallel.replicated(mesh)
+  state = jax.jit(functools.partial(training.init_state, gan, config), out_shardings=replicated)()
+  before = jax.device_get(state)
+  images = jax.device_put(data.load_split(config.data, "test", image_size=28, channels=1).images, replicated)
+  train_fn = training.make_train_fn(gan, config, mesh, num_examples=len(images))
+
+  state, metrics = train_fn(state, images)
+  after_one = jax.device_get(state)
+  state, metrics = train_fn(state, images)
+  assert len(traces) == 1, "the second call retraced the step"
+
+  assert int(after_one["step"]) == 1 and int(state["step"]) == 2
+  for net in ("generator", "discriminator"):
+    changed = jax.tree.map(lambda x, y: not np.array_equal(x, y), before[net]["params"], after_one[net]["params"])
+    assert all(jax.tree.leaves(changed)), f"{net}: some parameters did not move"
+  assert not np.array_equal(before["generator"]["batch_stats"]["project_bn"]["mean"],
+                            after_one["generator"]["batch_stats"]["project_bn"]["mean"])
+  assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"}
+  assert all(np.isfinite(jax.device_get(v)).all() for v in metrics.values())
+
+
+def test_n_dis_and_gradient_penalty_step(config):
+  config = tiny_config(n_dis=2, loss="wasserstein", gradient_penalty=10.0)
+  gan = training.make_gan(config)
+  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  real = jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 28, 28, 1), minval=-1, maxval=1)
+  step = jax.jit(functools.partial(training.train_step, gan=gan, batch_size=8, gradient_penalty=10.0))
+  new_state, metrics = step(state, real)
+  assert float(metrics["gp"]) > 0
+  # Two discriminator updates: Adam's count reached 2, the generator's 1.
+  assert int(jax.tree.leaves(new_state["d_opt_state"])[0]) == 2
+  assert int(jax.tree.leaves(new_state["g_opt_state"])[0]) == 1
+
+
+def test_exact_resume_equals_straight_run(tmp_path):
+  straight = training.train_and_evaluate(tiny_config(total_steps=4), str(tmp_path / "straight"))
+  training.train_and_evaluate(tiny_config(total_steps=2), str(tmp_path / "resumed"))
+  resumed = training.train_and_evaluate(tiny_config(total_steps=4), str(tmp_path / "resumed"))
+  assert int(resumed["step"]) == 4
+  assert_trees_equal(jax.device_get(straight), jax.device_get(resumed))
+
+
+def test_checkpoint_round_trip(tmp_path, config):
+  gan = training.make_gan(config)
+  init = functools.partial(training.init_state, gan, config)
+  state = jax.jit(init)()
+  state = {**state, "step": jnp.asarray(7, jnp.int32)}
+  manager = checkpoints.make_manager(str(tmp_path), keep=2)
+  checkpoints.save(manager, 7, state)
+  manager.wait_until_finished()
+  abstract = checkpoints.abstract_like(jax.eval_shape(init), parallel.replicated(parallel.make_mesh()))
+  restored = checkpoints.restore(manager, abstract)
+  assert manager.latest_step() == 7
+  assert_trees_equal(jax.device_get(state), jax.device_get(restored))
+  assert jax.tree.structure(restored) == jax.tree.structure(state)
+
+
+def test_end_to_end_on_mock_tfds(tmp_path):
+  config = tiny_config(total_steps=2, **{"data.name": "mnist", "data.download": False})
+  with tfds.testing.mock_data(num_examples=32):
+    state = training.train_and_evaluate(config, str(tmp_path))
+  assert int(state["step"]) == 2
+  assert os.listdir(tmp_path / "checkpoints") == ["2"]
+  assert os.path.exists(tmp_path / "samples" / "step_2.png")
+  assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["data"]["name"] == "mnist" and saved["total_steps"] == 2
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 0, r"config.batch_size=0 must be positive"),
+    ("g_optimizer.name", "adamm", r"config.g_optimizer.name='adamm'; allowed: adam, adamw, rmsprop, sgd"),
+    ("save_every", 3, r"config.save_every=3 must be a multiple of config.steps_per_call=2"),
+    ("image_size", 48, r"config.image_size=48 cannot be produced"),
+])
+def test_bad_config_values_are_named(field, value, message):
+  config = tiny_config(steps_per_call=2, **{field: value})
+  with pytest.raises(ValueError, match=message):
+    training.validate_config(config)
+
+
+def test_divergence_stops_before_a_nonfinite_checkpoint(tmp_path):
+  config = tiny_config(total_steps=4, log_every=2, save_every=2,
+                       **{"g_optimizer.learning_rate": 1e30, "d_optimizer.learning_rate": 1e30})
+  with pytest.raises(FloatingPointError, match=r"non-finite .* between steps 0 and 2"):
+    training.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path / "checkpoints")
