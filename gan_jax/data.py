@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import parallel
+
 MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TEST_PER_CLASS = 100
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -161,19 +163,21 @@ def mnist_5k(split: str) -> tuple[np.ndarray, np.ndarray]:
   return images[keep], labels[keep]
 
 
-def _tfds_split(name: str, split: str, data_dir: str | None, download: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _tfds_split(name: str, split: str, data_dir: str | None,
+                download: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
   import tensorflow_datasets as tfds  # Imported here: the mnist_5k path never needs TF.
-  hide_accelerators_from_tensorflow()
+  parallel.hide_accelerators_from_tensorflow()
   looked_in = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
   try:
-    ds = tfds.load(name, split=split, data_dir=data_dir, download=download)
+    ds, info = tfds.load(name, split=split, data_dir=data_dir, download=download, with_info=True)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise DatasetError(f"config.data.name={name!r} is not a tensorflow-datasets dataset "
                        "nor one of: mnist_5k, image_folder") from e
   except (AssertionError, OSError, ConnectionError) as e:
+    reason = (str(e).splitlines() or [""])[0][:200]
     raise DatasetError(
         f"dataset {name!r} split {split!r} is not prepared in {looked_in} and could not be "
-        f"downloaded ({type(e).__name__}). Prepare it on a machine with internet access with "
+        f"downloaded ({type(e).__name__}: {reason}). Prepare it on a machine with internet access with "
         f"`tfds build {name} --data_dir=DIR`, copy DIR here and pass --config.data.data_dir=DIR"
     ) from e
   if "image" not in ds.element_spec:
@@ -184,17 +188,9 @@ def _tfds_split(name: str, split: str, data_dir: str | None, download: bool) -> 
   chunks = list(tfds.as_numpy(ds.map(lambda ex: {k: ex[k] for k in keys}).batch(8192)))
   data = {k: np.concatenate([c[k] for c in chunks]) for k in keys}
   labels = data.get("label")
-  return data["image"], None if labels is None else labels.astype(np.int32)
-
-
-def hide_accelerators_from_tensorflow():
-  """TensorFlow only feeds data and writes summaries: it must never take GPU memory from JAX."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import tensorflow as tf
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # Already initialised; devices were hidden by an earlier call.
-    pass
+  if labels is None:
+    return data["image"], None, 0
+  return data["image"], labels.astype(np.int32), info.features["label"].num_classes
 
 
 def _image_folder_split(root: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -248,8 +244,7 @@ def load_split(data_config, split: str, *, image_size: int, channels: int) -> Im
     images, labels, classes = _image_folder_split(data_config.data_dir, split)
     num_classes = len(classes)
   else:
-    images, labels = _tfds_split(name, split, data_config.data_dir, data_config.get("download", True))
-    num_classes = int(labels.max()) + 1 if labels is not None else 0
+    images, labels, num_classes = _tfds_split(name, split, data_config.data_dir, data_config.get("download", True))
   images = fit_images(images, image_size, channels, data_config.get("resize", "pad"))
   return ImageDataset(images, labels, num_classes, f"{name}:{split}")
 

@@ -13,6 +13,7 @@ def write_atomic(path: str, data: bytes) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)

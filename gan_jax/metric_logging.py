@@ -11,6 +11,8 @@ import sys
 
 from absl import logging
 
+from gan_jax import parallel
+
 
 class MetricWriter:
   """Writes scalar metrics to `workdir/tensorboard` and reports progress."""
@@ -21,10 +23,8 @@ class MetricWriter:
     self._bar = None
     if not enabled:
       return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from gan_jax.data import hide_accelerators_from_tensorflow
+    parallel.hide_accelerators_from_tensorflow()
     import tensorflow as tf
-    hide_accelerators_from_tensorflow()
     self._tf = tf
     self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
     if sys.stderr.isatty():

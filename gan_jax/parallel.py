@@ -7,6 +7,8 @@ all-reduce. (`jax.pmap` is in maintenance mode since JAX 0.8 and is not used.)
 
 from __future__ import annotations
 
+import os
+
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -35,3 +37,13 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
     raise ValueError(f"config.batch_size={batch_size} must be divisible by the {n} devices")
+
+
+def hide_accelerators_from_tensorflow() -> None:
+  """TensorFlow only reads data and writes summaries: it must never take GPU memory from JAX."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import tensorflow as tf
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # TF already initialised its devices; an earlier call hid them.
+    pass

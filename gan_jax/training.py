@@ -36,7 +36,7 @@ from gan_jax import models
 from gan_jax import parallel
 from gan_jax import visualize
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "linear")
 # Streams of randomness derived from config.seed by fold_in, so adding one never moves another.
 _INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM = range(4)
@@ -83,26 +83,24 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.{which}.name={opt.name!r}; allowed: {', '.join(OPTIMIZERS)}")
     if opt.schedule not in SCHEDULES:
       raise ValueError(f"config.{which}.schedule={opt.schedule!r}; allowed: {', '.join(SCHEDULES)}")
-  if config.data.get("resize", "pad") not in data.RESIZE_METHODS:
-    raise ValueError(f"config.data.resize={config.data.resize!r}; allowed: {', '.join(data.RESIZE_METHODS)}")
   losses.get_loss(config.loss)
   module = models.get_model_module(config.model.name)
   if hasattr(module, "check_image_size"):
     module.check_image_size(config.image_size)
 
 
-def make_optimizer(opt_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Optax optimizer from `config.{g,d}_optimizer`: name, learning_rate, schedule, b1, b2, ..."""
+def make_optimizer(opt_config: ml_collections.ConfigDict, num_updates: int) -> optax.GradientTransformation:
+  """Optax optimizer from `config.{g,d}_optimizer`: name, learning_rate, b1, b2, weight_decay, schedule.
+
+  `num_updates` is how many times this optimizer steps in the whole run (the
+  discriminator's is `n_dis` times the generator's): the linear schedule reaches 0 there.
+  """
   lr = opt_config.learning_rate
   if opt_config.schedule == "linear":  # Linear decay to zero over the run, as in SNGAN.
-    lr = optax.linear_schedule(lr, 0.0, total_steps)
-  if opt_config.name == "adam":
-    return optax.adam(lr, b1=opt_config.b1, b2=opt_config.b2)
+    lr = optax.linear_schedule(lr, 0.0, num_updates)
   if opt_config.name == "adamw":
-    return optax.adamw(lr, b1=opt_config.b1, b2=opt_config.b2, weight_decay=opt_config.get("weight_decay", 1e-4))
-  if opt_config.name == "rmsprop":
-    return optax.rmsprop(lr)
-  return optax.sgd(lr, momentum=opt_config.get("momentum", None))
+    return optax.adamw(lr, b1=opt_config.b1, b2=opt_config.b2, weight_decay=opt_config.weight_decay)
+  return optax.adam(lr, b1=opt_config.b1, b2=opt_config.b2)
 
 
 def make_gan(config: ml_collections.ConfigDict) -> GAN:
@@ -116,7 +114,7 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        stride1_convs=m.discriminator_stride1_convs, dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
-             make_optimizer(config.d_optimizer, config.total_steps),
+             make_optimizer(config.d_optimizer, config.total_steps * config.n_dis),
              losses.get_loss(config.loss), m.latent_dim)
 
 
@@ -151,14 +149,16 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict) -> dict[str, Any]:
 # ----------------------------------------------------------------------------
 
 
-def repeat(body, carry, xs, length: int):
+def repeat(body, carry, xs, length: int, unroll: bool | None = None):
   """`jax.lax.scan(body, carry, xs, length)`, unrolled in Python on CPU.
 
   XLA:CPU runs convolutions inside a loop body tens of times slower than outside one
   (jax-ml/jax#12868; measured 60x for a 3x3 conv here), so on CPU the loop is traced
-  `length` times instead. Accelerators keep the compact loop.
+  `length` times instead. Accelerators keep the compact loop. `unroll` overrides the choice.
   """
-  if jax.default_backend() != "cpu":
+  if unroll is None:
+    unroll = jax.default_backend() == "cpu"
+  if not unroll:
     return jax.lax.scan(body, carry, xs, length=length)
   outputs = []
   for i in range(length):
@@ -167,26 +167,27 @@ def repeat(body, carry, xs, length: int):
   return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)
 
 
-def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN, batch_size: int,
+def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                gradient_penalty: float = 0.0, ema_decay: float = 0.999) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
   Args:
     state: the train state (see module docstring).
-    real_DxBxHxWxC: `n_dis` batches of real images in [-1, 1].
+    real_DxBxHxWxC: `n_dis` batches of real images in [-1, 1]; each generated batch has
+      the same size B.
     gan: modules, optimizers and loss.
-    batch_size: images per batch, real and generated alike.
     gradient_penalty: weight of the WGAN-GP penalty (0 disables it).
     ema_decay: decay of the generator EMA; early steps use min(decay, (1+t)/(10+t)).
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
-    d_grad_norm, g_grad_norm (global L2 norms), and gp when the penalty is on.
+    d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), and gp
+    when the penalty is on.
   """
   step = state["step"]
   key = jax.random.fold_in(state["rng"], step)
   d_key, g_key = jax.random.split(key)
   g_vars = state["generator"]
-  n_dis = real_DxBxHxWxC.shape[0]
+  n_dis, batch_size = real_DxBxHxWxC.shape[:2]
 
   def generate(g_params, z_key):
     z = jax.random.normal(z_key, (batch_size, gan.latent_dim))
@@ -243,7 +244,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN, ba
       "g_ema_params": g_ema_params,
   }
   metrics = {k: v.mean() for k, v in d_metrics.items()}
-  metrics.update(g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
+  metrics.update(g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
+                 g_param_norm=optax.tree.norm(g_params), d_param_norm=optax.tree.norm(d_params))
   return new_state, metrics
 
 
@@ -256,8 +258,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   """
   per_step = config.n_dis * config.batch_size
   data_key = seed_keys(config.seed)["data"]
-  step_fn = functools.partial(train_step, gan=gan, batch_size=config.batch_size,
-                              gradient_penalty=config.gradient_penalty, ema_decay=config.ema_decay)
+  step_fn = functools.partial(train_step, gan=gan, gradient_penalty=config.gradient_penalty,
+                              ema_decay=config.ema_decay)
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
   def one_step(state, images_u8):
@@ -273,13 +275,22 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
 
 
-def make_sample_fn(gan: GAN):
-  """`sample(state, z_NxZ) -> images N x H x W x C` in [-1, 1] from the EMA generator."""
+def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
+  """`sample(state, z_NxZ) -> images N x H x W x C` in [-1, 1] from the EMA generator.
+
+  The EMA generator needs BatchNorm statistics of its own: the training generator's
+  running statistics describe other weights. They are recomputed on `num_stat_samples`
+  fixed latents ("standing statistics"), so samples of a state are deterministic and
+  independent of the batch they are drawn in.
+  """
+  z_stats = jax.random.normal(jax.random.fold_in(seed_keys(seed)["sample"], 1), (num_stat_samples, gan.latent_dim))
+  batch_statistics = gan.generator.clone(bn_momentum=0.0)
 
   @jax.jit
   def sample(state, z):
     variables = {**state["generator"], "params": state["g_ema_params"]}
-    return gan.generator.apply(variables, z, train=False)
+    _, updates = batch_statistics.apply(variables, z_stats, train=True, mutable=["batch_stats"])
+    return gan.generator.apply({**variables, **updates}, z, train=False)
 
   return sample
 
@@ -327,49 +338,60 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if is_main_process:
     files.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
+  if step % config.steps_per_call:
+    raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call={config.steps_per_call} "
+                     "does not divide; resume with a steps_per_call that divides it")
+
   train_fn = make_train_fn(gan, config, mesh, len(train_data))
-  sample_fn = make_sample_fn(gan)
+  sample_fn = make_sample_fn(gan, config.seed)
   sample_z = jax.random.normal(seed_keys(config.seed)["sample"], (config.num_samples, gan.latent_dim))
   writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
                                        enabled=is_main_process)
 
   def save_samples(step):
+    images = data.to_uint8(sample_fn(state, sample_z))  # On every process: a global computation.
     if is_main_process:
-      images = data.to_uint8(sample_fn(state, sample_z))
       visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), visualize.image_grid(images))
 
   if step >= config.total_steps:
     logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
   first_call_start = time.perf_counter()
   last_log_step, last_log_time = step, None
-  checked_step = step  # Metrics were finite up to here.
-  while step < config.total_steps:
-    state, metrics = train_fn(state, images_u8)
-    step += config.steps_per_call
-    if last_log_time is None:  # First call: report compilation apart from throughput.
-      jax.block_until_ready(state)
-      logging.info("First call (compilation included): %.1f s.", time.perf_counter() - first_call_start)
-      last_log_step, last_log_time = step, time.perf_counter()
-    is_last = step == config.total_steps
-    if step % config.log_every == 0 or step % config.save_every == 0 or is_last:
-      # Metrics reach the host only here; checking them before every save keeps a
-      # diverged state out of the checkpoints (the losses go non-finite with the params).
-      metrics = jax.tree.map(lambda m: float(np.mean(m)), jax.device_get(metrics))
-      bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-      if bad:
-        raise FloatingPointError(f"non-finite {', '.join(bad)} between steps {checked_step} and {step}; "
-                                 f"the last checkpoint is step {manager.latest_step()}")
-      if step > last_log_step:
-        elapsed = time.perf_counter() - last_log_time
-        metrics["steps_per_sec"] = (step - last_log_step) / elapsed
-        metrics["images_per_sec"] = metrics["steps_per_sec"] * per_step
-      writer.write_scalars(step, metrics)
-      checked_step, last_log_step, last_log_time = step, step, time.perf_counter()
-    if step % config.save_every == 0 or is_last:
-      checkpoints.save(manager, step, state)
-    if step % config.sample_every == 0 or is_last:
-      save_samples(step)
-  manager.wait_until_finished()
-  manager.close()
-  writer.close()
+  pending_metrics = []  # One dict of device arrays per call since the last log.
+  try:
+    while step < config.total_steps:
+      state, metrics = train_fn(state, images_u8)
+      pending_metrics.append(metrics)
+      step += config.steps_per_call
+      if last_log_time is None:  # First call: report compilation apart from throughput.
+        jax.block_until_ready(state)
+        logging.info("First call (compilation included): %.1f s.", time.perf_counter() - first_call_start)
+        last_log_step, last_log_time = step, time.perf_counter()
+      is_last = step == config.total_steps
+      if step % config.log_every == 0 or step % config.save_every == 0 or is_last:
+        # Metrics reach the host only here, every step's at once. Checking them before
+        # each save keeps a diverged state out of the checkpoints (non-finite parameters
+        # show in the parameter norms and the losses).
+        steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in metrics}
+        pending_metrics = []
+        bad = [k for k, v in steps.items() if not np.isfinite(v).all()]
+        if bad:
+          last = manager.latest_step()
+          raise FloatingPointError(
+              f"non-finite {', '.join(bad)} between steps {step - len(steps[bad[0]])} and {step}; "
+              + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written"))
+        summary = {k: float(v.mean()) for k, v in steps.items()}
+        if step > last_log_step:
+          summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
+          summary["images_per_sec"] = summary["steps_per_sec"] * per_step
+        writer.write_scalars(step, summary)
+        last_log_step, last_log_time = step, time.perf_counter()
+      if step % config.save_every == 0 or is_last:
+        checkpoints.save(manager, step, state)
+      if step % config.sample_every == 0 or is_last:
+        save_samples(step)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
   return state

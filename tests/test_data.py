@@ -58,7 +58,10 @@ def test_batch_indices_are_a_pure_function_of_step_and_cover_each_epoch():
   fn = jax.jit(lambda step: data.batch_indices(key, step, num_examples=10, batch_size=3))
   epoch0 = np.concatenate([fn(s) for s in range(3)])
   assert len(set(epoch0.tolist())) == 9  # 3 steps per epoch, no repeats, one left out.
-  np.testing.assert_array_equal(fn(4), fn(4))
+  # Step 4 is position 1 of epoch 1: the second slice of that epoch's permutation, jit or not.
+  expected = jax.random.permutation(jax.random.fold_in(key, 1), 10)[3:6]
+  np.testing.assert_array_equal(fn(4), expected)
+  np.testing.assert_array_equal(data.batch_indices(key, 4, num_examples=10, batch_size=3), expected)
   assert not np.array_equal(np.concatenate([fn(s) for s in range(3, 6)]), epoch0)  # Reshuffled.
 
 

@@ -6,8 +6,9 @@ With the defaults at 32 pixels these are the "standard CNN" of the SNGAN paper
   D: conv3x3 64, conv4x4 s2 64, conv3x3 128, conv4x4 s2 128, conv3x3 256, conv4x4 s2 256,
      conv3x3 512, LeakyReLU(0.1) after each, dense 1.
 At 28 pixels the generator starts from 7x7 (two upsamplings); at 64 it has four.
-`discriminator_stride1_convs=False` drops D's 3x3 stride-1 convolutions, which gives the
-plain DCGAN discriminator (Radford et al. 2016) of 4x4 stride-2 convolutions.
+`stride1_convs=False` drops D's 3x3 stride-1 convolutions, leaving a DCGAN-style
+discriminator of 4x4 stride-2 convolutions (Radford et al. 2016, but like the SNGAN
+standard CNN without BatchNorm and with LeakyReLU 0.1).
 
 Weights use the DCGAN initialisation N(0, 0.02) (BatchNorm scale N(1, 0.02)).
 """
@@ -101,13 +102,16 @@ class Generator(nn.Module):
   image_size: int = 32
   channels: int = 3
   base_features: int = 64
+  # Running statistics keep `momentum` of the old value per training-mode call; 0 makes
+  # them the statistics of the current batch (used to set the EMA generator's).
+  bn_momentum: float = 0.9
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z_BxZ, *, train: bool):
     check_image_size(self.image_size)
     start, num_up = _GENERATOR_PLAN[self.image_size]
-    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5,
                                      scale_init=_bn_scale_init, dtype=self.dtype, name=name)
     width = self.base_features * 2**num_up
     x = nn.Dense(start * start * width, kernel_init=dcgan_init, dtype=self.dtype, name="project")(z_BxZ)
