@@ -15,6 +15,7 @@ on its own real batch, then one generator update and the EMA update.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import time
 from typing import Any, NamedTuple
@@ -162,7 +163,7 @@ def repeat(body, carry, xs, length: int, unroll: bool | None = None):
     return jax.lax.scan(body, carry, xs, length=length)
   outputs = []
   for i in range(length):
-    carry, out = body(carry, None if xs is None else jax.tree.map(lambda x: x[i], xs))
+    carry, out = body(carry, None if xs is None else jax.tree.map(operator.itemgetter(i), xs))
     outputs.append(out)
   return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)
 
