@@ -1,0 +1,1 @@
+"""Evaluating what a GAN learned about images: features, clustering and linear probes."""
