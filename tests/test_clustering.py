@@ -60,3 +60,11 @@ def test_kmeans_matches_scikit_learn_on_real_digits_and_is_deterministic():
 def test_kmeans_rejects_bad_k():
   with pytest.raises(ValueError, match=r"k=0 must be between 1 and the number of points \(5\)"):
     kmeans_lib.kmeans(np.zeros((5, 2)), 0)
+
+
+def test_evaluate_protocol_on_separable_features():
+  from gan_jax import evaluation
+  x, y = sk_datasets.make_blobs(600, n_features=8, centers=4, cluster_std=0.5, random_state=0)
+  result = evaluation.evaluate(x[:400], y[:400], x[400:], y[400:], n_init=3)
+  assert result["kmeans"]["acc"] == 1.0 and result["kmeans"]["nmi"] == pytest.approx(1.0)
+  assert result["linear_probe"]["test_accuracy"] == 1.0 and result["feature_dim"] == 8

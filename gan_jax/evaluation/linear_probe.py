@@ -66,7 +66,7 @@ def fit_linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
   predictions = np.asarray(jnp.argmax(test_x @ w + b, axis=1))
   correct = predictions == test_y
   per_class = np.array([correct[test_y == c].mean() if np.any(test_y == c) else np.nan for c in range(num_classes)])
-  return LinearProbeResult(float(correct.mean()), l2, dict(zip(grid, map(float, val_acc))),
+  return LinearProbeResult(float(correct.mean()), l2, dict(zip(grid, map(float, val_acc), strict=True)),
                            per_class, np.asarray(w), np.asarray(b))
 
 

@@ -1,0 +1,75 @@
+"""Image representations read from a discriminator's named intermediate activations.
+
+Representations (`REPRESENTATIONS`):
+  * `last_conv_avg`: the last convolution's activation, globally average-pooled (C values).
+  * `dcgan`: every convolution's activation max-pooled to a 4x4 grid, flattened and
+    concatenated: the representation of the DCGAN paper (Radford et al. 2016, Sec. 5.1).
+  * `pre_logits`: the flattened input of the final dense layer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import data
+
+REPRESENTATIONS = ("last_conv_avg", "dcgan", "pre_logits")
+
+
+def adaptive_max_pool(x_BxHxWxC: jax.Array, grid: int = 4) -> jax.Array:
+  """Max over a `grid x grid` partition of the image (uneven sizes padded with -inf): `B x grid x grid x C`."""
+  b, h, w, c = x_BxHxWxC.shape
+  ph, pw = -(-h // grid) * grid, -(-w // grid) * grid
+  x = jnp.pad(x_BxHxWxC, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=-jnp.inf)
+  return x.reshape(b, grid, ph // grid, grid, pw // grid, c).max(axis=(2, 4))
+
+
+def select_representation(features: dict[str, jax.Array], representation: str) -> jax.Array:
+  """`B x F` features of one representation from a discriminator's `features` dict."""
+  convs = sorted((k for k in features if k.startswith("conv")), key=lambda k: int(k[4:]))
+  if representation == "last_conv_avg":
+    return features[convs[-1]].mean(axis=(1, 2))
+  if representation == "dcgan":
+    return jnp.concatenate([adaptive_max_pool(features[k]).reshape(features[k].shape[0], -1) for k in convs], axis=1)
+  if representation == "pre_logits":
+    return features["pre_logits"]
+  raise ValueError(f"representation {representation!r} is not known; allowed: {', '.join(REPRESENTATIONS)}")
+
+
+def discriminator_features(discriminator: nn.Module, variables, images_u8: np.ndarray, *,
+                           representation: str, batch_size: int = 500) -> np.ndarray:
+  """float32 `N x F` features of uint8 images `N x H x W x C`, `batch_size` images per jit call.
+
+  Only one batch of activations is on the device at a time; the last batch is padded
+  so every call has one shape (one compilation).
+  """
+  select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
+  extract = _extractor(discriminator, representation)
+  n = len(images_u8)
+  out = []
+  for start in range(0, n, batch_size):
+    batch = images_u8[start:start + batch_size]
+    pad = batch_size - len(batch)
+    if pad:
+      batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
+    out.append(np.asarray(extract(variables, batch))[:batch_size - pad])
+  return np.concatenate(out)
+
+
+@functools.cache
+def _extractor(discriminator: nn.Module, representation: str):
+  @jax.jit
+  def extract(variables, images_u8):
+    _, features = discriminator.apply(variables, data.to_model_range(images_u8), train=False)
+    return select_representation(features, representation)
+  return extract
+
+
+def raw_pixel_features(images_u8: np.ndarray) -> np.ndarray:
+  """The control representation: pixels in [0, 1], flattened: `N x (H*W*C)`."""
+  return images_u8.reshape(len(images_u8), -1).astype(np.float32) / 255.0

@@ -1,0 +1,34 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.evaluation import features
+from gan_jax.models import dcgan
+
+
+def test_adaptive_max_pool_by_hand():
+  x = jnp.arange(2 * 7 * 7 * 3, dtype=jnp.float32).reshape(2, 7, 7, 3)
+  pooled = features.adaptive_max_pool(x, grid=4)
+  assert pooled.shape == (2, 4, 4, 3)
+  # 7 -> cells of 2 rows/cols (the last one a single row/col): cell (0, 0) is max of x[:2, :2].
+  np.testing.assert_array_equal(pooled[:, 0, 0], x[:, 1, 1])
+  np.testing.assert_array_equal(pooled[:, 3, 3], x[:, 6, 6])
+
+
+@pytest.mark.parametrize("representation,dim", [("last_conv_avg", 16), ("dcgan", 16 * (4 + 8 + 16)),
+                                                ("pre_logits", 4 * 4 * 16)])
+def test_discriminator_features_shapes_and_batching(representation, dim):
+  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  images = np.random.default_rng(0).integers(0, 256, (7, 28, 28, 1), dtype=np.uint8)
+  variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+  out = features.discriminator_features(d, variables, images, representation=representation, batch_size=3)
+  assert out.shape == (7, dim) and out.dtype == np.float32
+  # Batching (with a padded last batch) does not change any image's features.
+  whole = features.discriminator_features(d, variables, images, representation=representation, batch_size=7)
+  np.testing.assert_allclose(out, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_representation_is_named():
+  with pytest.raises(ValueError, match=r"representation 'fc7' is not known; allowed: last_conv_avg, dcgan"):
+    features.discriminator_features(None, None, np.zeros((1, 28, 28, 1), np.uint8), representation="fc7")
