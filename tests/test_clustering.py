@@ -44,6 +44,9 @@ def test_kmeans_inertia_matches_scikit_learn_on_blobs(seed):
   centroids = np.asarray(ours.centroids)
   recomputed = ((x - centroids[np.asarray(ours.labels)]) ** 2).sum()
   assert float(ours.inertia) == pytest.approx(recomputed, rel=1e-4)
+  # Assigning the same points to the returned centroids gives back the returned labels.
+  np.testing.assert_array_equal(np.asarray(kmeans_lib.predict(x, ours.centroids, chunk_size=300)),
+                                np.asarray(ours.labels))
 
 
 def test_kmeans_matches_scikit_learn_on_real_digits_and_is_deterministic():

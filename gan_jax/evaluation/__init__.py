@@ -35,8 +35,7 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
   train_z, test_z = (train_x - mean) / std, (test_x - mean) / std
   k = num_clusters or int(max(train_y.max(), test_y.max())) + 1
   clusters = kmeans_lib.kmeans(train_z, k, n_init=n_init, seed=seed)
-  centroids = np.asarray(clusters.centroids)
-  test_clusters = np.argmin(((test_z[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+  test_clusters = np.asarray(kmeans_lib.predict(test_z, clusters.centroids))
   probe = fit_linear_probe(train_x, train_y, test_x, test_y, seed=seed)
   return {
       "kmeans": {**clustering_metrics(test_y, test_clusters), "inertia": float(clusters.inertia)},

@@ -54,6 +54,16 @@ def kmeans(features: np.ndarray | jax.Array, k: int, *, n_init: int = 10, max_it
   return KMeansResult(labels[:n], centroids, inertia, n_iter)
 
 
+def predict(features: np.ndarray | jax.Array, centroids: jax.Array, chunk_size: int = 4096) -> jax.Array:
+  """int32 `N`: the nearest of `centroids` (`K x D`) for each row of `features` (`N x D`)."""
+  x = jnp.asarray(features, jnp.float32)
+  n = x.shape[0]
+  chunk_size = min(chunk_size, n)
+  x = jnp.pad(x, ((0, -(-n // chunk_size) * chunk_size - n), (0, 0)))
+  labels, _ = _assign(x, jnp.sum(x * x, axis=1), jnp.asarray(centroids, jnp.float32), chunk_size)
+  return labels[:n]
+
+
 def _sq_distances(x_NxD, x_sq_N, c_KxD):
   d = x_sq_N[:, None] - 2.0 * x_NxD @ c_KxD.T + jnp.sum(c_KxD * c_KxD, axis=1)[None, :]
   return jnp.maximum(d, 0.0)
