@@ -21,7 +21,7 @@ from configs import mnist_dcgan
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = mnist_dcgan.get_config()  # Its runlocal branch is applied below, for this model.
+  config = mnist_dcgan.get_config()  # The shared fields; this config's own runlocal is below.
   config.data.name = "cifar10"
   config.image_size = 32
   config.channels = 3

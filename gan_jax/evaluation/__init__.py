@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 # Modules, not their functions: `gan_jax.evaluation.kmeans` must stay the module.
+from gan_jax.evaluation import features
 from gan_jax.evaluation import kmeans as kmeans_lib
 from gan_jax.evaluation.linear_probe import fit_linear_probe
 from gan_jax.evaluation.metrics import cluster_accuracy, clustering_metrics, contingency_matrix
@@ -30,9 +31,7 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
     {"kmeans": {"acc", "nmi", "ari", "inertia"}, "linear_probe": {"test_accuracy", "l2",
      "per_class_accuracy"}, "feature_dim": D}
   """
-  train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
-  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-  train_z, test_z = (train_x - mean) / std, (test_x - mean) / std
+  train_z, test_z = features.standardize(train_x, test_x)
   k = num_clusters or int(max(train_y.max(), test_y.max())) + 1
   clusters = kmeans_lib.kmeans(train_z, k, n_init=n_init, seed=seed)
   test_clusters = np.asarray(kmeans_lib.predict(test_z, clusters.centroids))
@@ -41,5 +40,5 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
       "kmeans": {**clustering_metrics(test_y, test_clusters), "inertia": float(clusters.inertia)},
       "linear_probe": {"test_accuracy": probe.test_accuracy, "l2": probe.l2,
                        "per_class_accuracy": probe.per_class_accuracy.tolist()},
-      "feature_dim": int(train_x.shape[1]),
+      "feature_dim": int(train_z.shape[1]),
   }

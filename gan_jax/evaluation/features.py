@@ -70,6 +70,13 @@ def _extractor(discriminator: nn.Module, representation: str):
   return extract
 
 
+def standardize(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Both float32 `N x D` splits scaled by the training split's per-feature mean and std."""
+  train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
+  mean, std = train_x.mean(0), train_x.std(0) + 1e-6  # eps: constant features (e.g. border pixels).
+  return (train_x - mean) / std, (test_x - mean) / std
+
+
 def raw_pixel_features(images_u8: np.ndarray) -> np.ndarray:
   """The control representation: pixels in [0, 1], flattened: `N x (H*W*C)`."""
   return images_u8.reshape(len(images_u8), -1).astype(np.float32) / 255.0

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax.evaluation import features
+
 DEFAULT_L2_GRID = tuple(float(v) for v in np.logspace(-6, 0, 7))
 
 
@@ -47,8 +49,7 @@ def fit_linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
   if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
     raise ValueError(f"features must be N x D with one D, got {train_x.shape} and {test_x.shape}")
   num_classes = int(max(train_y.max(), test_y.max())) + 1
-  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-  train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+  train_x, test_x = features.standardize(train_x, test_x)
 
   rng = np.random.default_rng(seed)
   is_val = np.zeros(len(train_y), bool)
