@@ -9,10 +9,16 @@ Any field can be overridden, e.g. `--config.total_steps=200 --config.seed=1`;
 Model: 28-pixel DCGAN; G z100 -> 7x7x128 -> up 64 -> up 32 -> conv3x3 -> tanh with
 BatchNorm; D = a DCGAN-style discriminator without BatchNorm (4x4 stride-2 convs
 64-128-256, LeakyReLU 0.1, dense 1). Non-saturating loss, Adam(2e-4, 0.5, 0.999),
-batch 64, 5,000 steps (80 epochs of the 4,000 training images), EMA generator (0.999).
-Expected (measured): 12 min 08 s wall time on a 2-core x86 CPU (no GPU), 6.99 steps/s =
-447 images/s;
-the last grid (samples/step_5000.png) shows recognisable digits of all ten classes.
+batch 64, 5,000 steps (80 epochs of the 4,000 training images), EMA generator (0.999),
+DiffAugment (translation + cutout) on every image D judges: chosen because D's
+features then cluster better than after plain DCGAN or SS-GAN rotation training at the
+same cost (README, Results, lists what was tried).
+Evaluation every 1,000 steps (TensorBoard eval/*): k-means on D's last conv layer
+max-pooled and whitened to 32 dims, linear probe on the DCGAN-paper representation.
+Expected (measured, seed 0, 2-core x86 CPU, no GPU): 12 min 46 s wall time with the
+evaluations, 7.15 steps/s (mean over log intervals); `eval.py` on step 5,000, test split:
+k-means ACC 0.683 / linear probe 0.978 for the GAN's D, against 0.533 / 0.962 for its
+random initialisation and 0.423 / 0.914 for raw pixels.
 """
 
 import ml_collections
@@ -40,6 +46,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.loss = "non_saturating"
   config.gradient_penalty = 0.0
+  # SS-GAN self-supervision (Chen et al. 2019): D also predicts the rotation of real images.
+  config.rotation = ml_collections.ConfigDict(dict(d_weight=0.0, g_weight=0.0))
+  # DiffAugment (Zhao et al. 2020) policy for every image D judges: "translation,cutout" or "".
+  config.augment = "translation,cutout"
+  # A SimCLR loss on two augmented views of each real image, through a projection head on D.
+  config.contrastive = ml_collections.ConfigDict(dict(weight=0.0, temperature=0.2, projection_dim=128))
   config.n_dis = 1
   config.batch_size = 64
   config.total_steps = 5000
@@ -56,10 +68,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sample_every = 500
   config.num_samples = 64
 
+  # Representation quality while training: k-means and a linear probe on D's features,
+  # beside a random D and raw pixels (eval.py runs the same on any checkpoint).
+  config.eval_every = 1000
+  config.evals = ml_collections.ConfigDict()
+  config.evals.representation = ml_collections.ConfigDict(dict(
+      kmeans_features="last_conv_max", probe_features="dcgan", whiten=32, n_init=10, num_clusters=0,
+      probe=True, seed=0,
+      train_split="train", test_split="test", batch_size=500))
+
   if arg == "runlocal":  # A 1-minute check of the whole pipeline.
     config.total_steps = 200
     config.save_every = 100
     config.sample_every = 100
+    config.eval_every = 100
   elif arg:
     raise ValueError(f"config argument {arg!r}; allowed: runlocal")
   return config

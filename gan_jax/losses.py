@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 class AdversarialLoss(NamedTuple):
@@ -76,3 +77,29 @@ def gradient_penalty(discriminate: Callable[[jax.Array], jax.Array], real_BxHxWx
   grads = jax.grad(lambda x: jnp.sum(discriminate(x)))(x_hat)
   norms_B = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1) + 1e-12)
   return jnp.mean((norms_B - 1.0) ** 2)
+
+
+def rotate90(images_BxHxWxC: jax.Array, quarter_turns_B: jax.Array) -> jax.Array:
+  """Each square image rotated counter-clockwise by its own number of quarter turns (0-3)."""
+  turns = jnp.stack([jnp.rot90(images_BxHxWxC, k, axes=(1, 2)) for k in range(4)], axis=1)
+  return jnp.take_along_axis(turns, quarter_turns_B[:, None, None, None, None], axis=1)[:, 0]
+
+
+def rotation_loss(rotation_logits_Bx4: jax.Array, quarter_turns_B: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The self-supervised loss of SS-GAN (Chen et al. 2019): cross-entropy of predicting
+  the rotation applied to each image. Returns (mean loss, accuracy)."""
+  loss = optax.softmax_cross_entropy_with_integer_labels(rotation_logits_Bx4, quarter_turns_B).mean()
+  return loss, (rotation_logits_Bx4.argmax(-1) == quarter_turns_B).mean()
+
+
+def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[jax.Array, jax.Array]:
+  """SimCLR's contrastive loss (Chen et al. 2020) between two views of a batch: each
+  embedding must pick its other view among the 2B - 1 others. Returns (mean loss, accuracy)."""
+  z = jnp.concatenate([z1_BxP, z2_BxP])
+  z = z / jnp.linalg.norm(z, axis=1, keepdims=True).clip(1e-6)
+  b = z1_BxP.shape[0]
+  logits = (z @ z.T) / temperature
+  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -jnp.inf, logits)
+  targets = jnp.concatenate([jnp.arange(b, 2 * b), jnp.arange(b)])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+  return loss, (logits.argmax(-1) == targets).mean()

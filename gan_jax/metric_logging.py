@@ -14,6 +14,15 @@ from absl import logging
 from gan_jax import parallel
 
 
+def configure_cli_logging() -> None:
+  """INFO logs for the command-line entry points, without Orbax's per-save chatter
+  (its warnings stay)."""
+  import logging as py_logging
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_logger().addFilter(
+      lambda record: record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname)
+
+
 class MetricWriter:
   """Writes scalar metrics to `workdir/tensorboard` and reports progress."""
 

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from gan_jax import augment
 from gan_jax import checkpoints
 from gan_jax import data
 from gan_jax import files
@@ -36,6 +37,7 @@ from gan_jax import metric_logging
 from gan_jax import models
 from gan_jax import parallel
 from gan_jax import visualize
+from gan_jax.evaluation import representation
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "linear")
@@ -74,8 +76,18 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
   if config.gradient_penalty < 0:
     raise ValueError(f"config.gradient_penalty={config.gradient_penalty!r} must be >= 0")
-  for field in ("total_steps", "log_every", "save_every", "sample_every"):
-    if getattr(config, field) % config.steps_per_call:
+  for field, weight in zip(("d_weight", "g_weight"), rotation_weights(config)):
+    if weight < 0:
+      raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
+  for field, value in zip(("weight", "temperature", "projection_dim"), contrastive_settings(config)):
+    if value < 0 or (field != "weight" and value == 0):
+      raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
+  if config.get("eval_every", 0) < 0:
+    raise ValueError(f"config.eval_every={config.eval_every!r} must be >= 0 (0: no evaluation during training)")
+  representation.get_config(config)
+  augment.parse_policy(config.get("augment", ""))
+  for field in ("total_steps", "log_every", "save_every", "sample_every", "eval_every"):
+    if config.get(field, 0) % config.steps_per_call:
       raise ValueError(f"config.{field}={getattr(config, field)} must be a multiple of "
                        f"config.steps_per_call={config.steps_per_call}")
   for which in ("g_optimizer", "d_optimizer"):
@@ -109,14 +121,30 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
   module = models.get_model_module(config.model.name)
   m = config.model
   dtype = jnp.dtype(m.get("dtype", "float32"))
+  contrastive_weight, _, projection_dim = contrastive_settings(config)
   generator = module.Generator(image_size=config.image_size, channels=config.channels,
                                base_features=m.generator_features, dtype=dtype)
   discriminator = module.Discriminator(image_size=config.image_size, base_features=m.discriminator_features,
-                                       stride1_convs=m.discriminator_stride1_convs, dtype=dtype)
+                                       stride1_convs=m.discriminator_stride1_convs,
+                                       rotation_head=any(rotation_weights(config)),
+                                       projection_dim=projection_dim if contrastive_weight else 0,
+                                       dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
              make_optimizer(config.d_optimizer, config.total_steps * config.n_dis),
              losses.get_loss(config.loss), m.latent_dim)
+
+
+def rotation_weights(config: ml_collections.ConfigDict) -> tuple[float, float]:
+  """(discriminator, generator) weights of the SS-GAN rotation loss; (0, 0) in configs that predate it."""
+  rotation = config.get("rotation") or {}
+  return float(rotation.get("d_weight", 0.0)), float(rotation.get("g_weight", 0.0))
+
+
+def contrastive_settings(config: ml_collections.ConfigDict) -> tuple[float, float, int]:
+  """(weight, temperature, projection_dim) of D's contrastive loss; weight 0 in configs that predate it."""
+  c = config.get("contrastive") or {}
+  return float(c.get("weight", 0.0)), float(c.get("temperature", 0.2)), int(c.get("projection_dim", 128))
 
 
 def seed_keys(seed: int) -> dict[str, jax.Array]:
@@ -169,7 +197,10 @@ def repeat(body, carry, xs, length: int, unroll: bool | None = None):
 
 
 def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
-               gradient_penalty: float = 0.0, ema_decay: float = 0.999) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+               gradient_penalty: float = 0.0, ema_decay: float = 0.999, rotation_d_weight: float = 0.0,
+               rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
+               contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
+               ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
   Args:
@@ -179,10 +210,20 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     gan: modules, optimizers and loss.
     gradient_penalty: weight of the WGAN-GP penalty (0 disables it).
     ema_decay: decay of the generator EMA; early steps use min(decay, (1+t)/(10+t)).
+    rotation_d_weight, rotation_g_weight: SS-GAN's self-supervision (Chen et al. 2019):
+      the discriminator also predicts which of 4 rotations was applied to each real
+      image (weight on its loss), and the generator is rewarded when the rotations of
+      its images are predictable (weight on its loss). 0 and 0 is a plain GAN.
+    augment_policy: DiffAugment transformations (`augment.POLICIES`) applied to every
+      image the discriminator judges as real or fake, in both updates.
+    contrastive_weight, contrastive_temperature: a SimCLR loss (NT-Xent) on two
+      translated-and-cut-out views of each real image, through D's projection head
+      (as in ContraD, Jeong & Shin 2021); 0 disables it.
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
-    d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), and gp
-    when the penalty is on.
+    d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
+    the penalty is on, d_rotation_loss / d_rotation_acc and g_rotation_loss when
+    rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is.
   """
   step = state["step"]
   key = jax.random.fold_in(state["rng"], step)
@@ -199,15 +240,35 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     d_params, d_opt_state = carry
     real, key = inputs
     z_key, gp_key = jax.random.split(key)
+    rot_key = jax.random.fold_in(key, 1)  # Not a third split: that would move z_key.
     fake, _ = generate(g_vars["params"], z_key)
     fake = jax.lax.stop_gradient(fake)
+    images = [real, fake]
+    if augment_policy:
+      images = [augment.diff_augment(jax.random.fold_in(key, 2 + i), x, augment_policy) for i, x in enumerate(images)]
+    if rotation_d_weight:
+      turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
+      images.append(losses.rotate90(real, turns))
+    if contrastive_weight:  # Two views of the real batch, augmented with translation and cutout.
+      views = [augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+               for i in range(2)]
+      images.extend(views)
 
     def loss_fn(d_params):
-      # One pass over real and fake together: the discriminator has no batch-dependent layers.
-      logits, _ = gan.discriminator.apply({"params": d_params}, jnp.concatenate([real, fake]))
-      real_logits, fake_logits = jnp.split(logits, 2)
+      # One pass over all images together: the discriminator has no batch-dependent layers.
+      logits, features = gan.discriminator.apply({"params": d_params}, jnp.concatenate(images))
+      real_logits, fake_logits = logits[:batch_size], logits[batch_size:2 * batch_size]
       loss = gan.loss.discriminator(real_logits, fake_logits)
       aux = {"d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+      if rotation_d_weight:
+        rot_loss, rot_acc = losses.rotation_loss(features["rotation_logits"][2 * batch_size:3 * batch_size], turns)
+        loss += rotation_d_weight * rot_loss
+        aux.update(d_rotation_loss=rot_loss, d_rotation_acc=rot_acc)
+      if contrastive_weight:
+        z = features["projection"][-2 * batch_size:]
+        con_loss, con_acc = losses.nt_xent(z[:batch_size], z[batch_size:], contrastive_temperature)
+        loss += contrastive_weight * con_loss
+        aux.update(d_contrastive_loss=con_loss, d_contrastive_acc=con_acc)
       if gradient_penalty:
         gp = losses.gradient_penalty(lambda x: gan.discriminator.apply({"params": d_params}, x)[0],
                                      real, fake, gp_key)
@@ -224,12 +285,22 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       discriminator_update, (state["discriminator"]["params"], state["d_opt_state"]),
       (real_DxBxHxWxC, jax.random.split(d_key, n_dis)), n_dis)
 
-  def generator_loss(g_params):
-    fake, batch_stats = generate(g_params, g_key)
-    logits, _ = gan.discriminator.apply({"params": d_params}, fake)
-    return gan.loss.generator(logits), batch_stats
+  z_key, rot_key = g_key, jax.random.fold_in(g_key, 1)
 
-  (g_loss, batch_stats), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(g_vars["params"])
+  def generator_loss(g_params):
+    fake, batch_stats = generate(g_params, z_key)
+    judged = augment.diff_augment(jax.random.fold_in(g_key, 2), fake, augment_policy) if augment_policy else fake
+    if not rotation_g_weight:
+      logits, _ = gan.discriminator.apply({"params": d_params}, judged)
+      return gan.loss.generator(logits), (batch_stats, {})
+    turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
+    logits, features = gan.discriminator.apply({"params": d_params},
+                                               jnp.concatenate([judged, losses.rotate90(fake, turns)]))
+    rot_loss, _ = losses.rotation_loss(features["rotation_logits"][batch_size:], turns)
+    loss = gan.loss.generator(logits[:batch_size]) + rotation_g_weight * rot_loss
+    return loss, (batch_stats, {"g_rotation_loss": rot_loss})
+
+  (g_loss, (batch_stats, g_aux)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(g_vars["params"])
   updates, g_opt_state = gan.g_tx.update(g_grads, state["g_opt_state"], g_vars["params"])
   g_params = optax.apply_updates(g_vars["params"], updates)
   decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
@@ -245,7 +316,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       "g_ema_params": g_ema_params,
   }
   metrics = {k: v.mean() for k, v in d_metrics.items()}
-  metrics.update(g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
+  metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
                  g_param_norm=optax.tree.norm(g_params), d_param_norm=optax.tree.norm(d_params))
   return new_state, metrics
 
@@ -259,8 +330,13 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   """
   per_step = config.n_dis * config.batch_size
   data_key = seed_keys(config.seed)["data"]
+  rotation_d_weight, rotation_g_weight = rotation_weights(config)
   step_fn = functools.partial(train_step, gan=gan, gradient_penalty=config.gradient_penalty,
-                              ema_decay=config.ema_decay)
+                              ema_decay=config.ema_decay, rotation_d_weight=rotation_d_weight,
+                              rotation_g_weight=rotation_g_weight,
+                              augment_policy=augment.parse_policy(config.get("augment", "")),
+                              contrastive_weight=contrastive_settings(config)[0],
+                              contrastive_temperature=contrastive_settings(config)[1])
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
   def one_step(state, images_u8):
@@ -306,6 +382,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   Writes `workdir/checkpoints/` (Orbax), `workdir/samples/step_<step>.png` (EMA
   generator on a fixed noise), `workdir/tensorboard/` and `workdir/config.json`.
+  Every `config.eval_every` steps (and at the end) the representation evaluator
+  (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard.
   Returns the final train state.
   """
   validate_config(config)
@@ -354,6 +432,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if is_main_process:
       visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), visualize.image_grid(images))
 
+  evaluator = None
+  eval_every = config.get("eval_every", 0)
+
+  def run_evals(step):
+    nonlocal evaluator
+    if evaluator is None:  # Built on first use: it loads the test split and evaluates the controls.
+      settings = representation.get_config(config)
+      test_data = data.load_split(config.data, settings.test_split, image_size=config.image_size,
+                                  channels=config.channels)
+      train_eval = train_data if settings.train_split == "train" else data.load_split(
+          config.data, settings.train_split, image_size=config.image_size, channels=config.channels)
+      initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
+      evaluator = representation.Evaluator(gan.discriminator, initial, train_eval, test_data, settings)
+    start = time.perf_counter()
+    scalars = dict(evaluator.run(state))
+    scalars["eval/seconds"] = time.perf_counter() - start
+    writer.write_scalars(step, scalars)
+    return scalars["eval/seconds"]
+
   if step >= config.total_steps:
     logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
   first_call_start = time.perf_counter()
@@ -391,6 +488,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpoints.save(manager, step, state)
       if step % config.sample_every == 0 or is_last:
         save_samples(step)
+      if eval_every and (step % eval_every == 0 or is_last):
+        last_log_time += run_evals(step)  # Evaluation time is not training throughput.
   finally:
     manager.wait_until_finished()
     manager.close()

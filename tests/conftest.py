@@ -21,6 +21,7 @@ def tiny_config(**overrides):
   config.log_every = 2
   config.save_every = 2
   config.sample_every = 2
+  config.eval_every = 0  # Tests that evaluate turn it on.
   config.num_samples = 4
   for field, value in overrides.items():
     node = config

@@ -16,7 +16,8 @@ def test_adaptive_max_pool_by_hand():
   np.testing.assert_array_equal(pooled[:, 3, 3], x[:, 6, 6])
 
 
-@pytest.mark.parametrize("representation,dim", [("last_conv_avg", 16), ("dcgan", 16 * (4 + 8 + 16)),
+@pytest.mark.parametrize("representation,dim", [("last_conv_avg", 16), ("last_conv_max", 16),
+                                                ("dcgan", 16 * (4 + 8 + 16)),
                                                 ("pre_logits", 4 * 4 * 16)])
 def test_discriminator_features_shapes_and_batching(representation, dim):
   d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
@@ -30,5 +31,17 @@ def test_discriminator_features_shapes_and_batching(representation, dim):
 
 
 def test_unknown_representation_is_named():
-  with pytest.raises(ValueError, match=r"representation 'fc7' is not known; allowed: last_conv_avg, dcgan"):
+  with pytest.raises(ValueError, match=r"representation 'fc7' is not known; allowed: last_conv_avg, last_conv_max, dcgan, pre_logits"):
     features.discriminator_features(None, None, np.zeros((1, 28, 28, 1), np.uint8), representation="fc7")
+
+
+def test_pca_whiten_is_fitted_on_the_training_split_only():
+  rng = np.random.default_rng(0)
+  train = rng.normal(size=(500, 20)) * np.linspace(0.1, 10, 20)
+  test = rng.normal(size=(100, 20)) * 100.0  # Other statistics: must not move the projection.
+  white_train, white_test = features.pca_whiten(train, test, 5)
+  assert white_train.shape == (500, 5) and white_test.shape == (100, 5) and white_train.dtype == np.float32
+  np.testing.assert_allclose(np.cov(white_train, rowvar=False), np.eye(5), atol=1e-3)
+  again_train, _ = features.pca_whiten(train, test[:10], 5)
+  np.testing.assert_allclose(again_train, white_train, rtol=1e-5, atol=1e-5)
+  assert features.pca_whiten(train, test, 50)[0].shape == (500, 20)  # At most D components.

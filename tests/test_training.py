@@ -102,6 +102,8 @@ def test_end_to_end_on_mock_tfds(tmp_path):
     ("g_optimizer.name", "adamm", r"config.g_optimizer.name='adamm'; allowed: adam, adamw"),
     ("save_every", 3, r"config.save_every=3 must be a multiple of config.steps_per_call=2"),
     ("image_size", 48, r"config.image_size=48 cannot be produced"),
+    ("rotation.d_weight", -1.0, r"config.rotation.d_weight=-1.0 must be >= 0"),
+    ("eval_every", 3, r"config.eval_every=3 must be a multiple of config.steps_per_call=2"),
 ])
 def test_bad_config_values_are_named(field, value, message):
   config = tiny_config(steps_per_call=2, **{field: value})

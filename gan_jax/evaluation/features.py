@@ -2,6 +2,8 @@
 
 Representations (`REPRESENTATIONS`):
   * `last_conv_avg`: the last convolution's activation, globally average-pooled (C values).
+  * `last_conv_max`: the same, globally max-pooled: invariant to where in the image a
+    feature fires, which is what clustering digits that differ by a shift needs.
   * `dcgan`: every convolution's activation max-pooled to a 4x4 grid, flattened and
     concatenated: the representation of the DCGAN paper (Radford et al. 2016, Sec. 5.1).
   * `pre_logits`: the flattened input of the final dense layer.
@@ -15,10 +17,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn import decomposition
 
 from gan_jax import data
 
-REPRESENTATIONS = ("last_conv_avg", "dcgan", "pre_logits")
+REPRESENTATIONS = ("last_conv_avg", "last_conv_max", "dcgan", "pre_logits")
 
 
 def adaptive_max_pool(x_BxHxWxC: jax.Array, grid: int = 4) -> jax.Array:
@@ -34,6 +37,8 @@ def select_representation(features: dict[str, jax.Array], representation: str) -
   convs = sorted((k for k in features if k.startswith("conv")), key=lambda k: int(k[4:]))
   if representation == "last_conv_avg":
     return features[convs[-1]].mean(axis=(1, 2))
+  if representation == "last_conv_max":
+    return features[convs[-1]].max(axis=(1, 2))
   if representation == "dcgan":
     return jnp.concatenate([adaptive_max_pool(features[k]).reshape(features[k].shape[0], -1) for k in convs], axis=1)
   if representation == "pre_logits":
@@ -80,3 +85,15 @@ def standardize(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np
 def raw_pixel_features(images_u8: np.ndarray) -> np.ndarray:
   """The control representation: pixels in [0, 1], flattened: `N x (H*W*C)`."""
   return images_u8.reshape(len(images_u8), -1).astype(np.float32) / 255.0
+
+
+def pca_whiten(train_x: np.ndarray, test_x: np.ndarray, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Both splits projected on the training split's top `dims` principal components, each
+  scaled to unit variance (scikit-learn's `PCA(whiten=True)`): float32 `N x min(dims, D, N)`.
+
+  Why: k-means weighs every direction by its variance, and a discriminator's features
+  spend most of theirs on what separates real from fake; whitening the leading
+  components lets the class structure they also hold decide the clusters.
+  """
+  pca = decomposition.PCA(min(dims, *train_x.shape), whiten=True, random_state=seed).fit(train_x)
+  return pca.transform(train_x).astype(np.float32), pca.transform(test_x).astype(np.float32)

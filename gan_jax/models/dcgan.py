@@ -131,11 +131,16 @@ class Discriminator(nn.Module):
 
   `features` holds every convolution's activation (`conv1` ... `convN`, each
   `B x h x w x c`) and `pre_logits` (the flattened last activation), for the
-  evaluators that read representations by name.
+  evaluators that read representations by name; with `rotation_head`, also
+  `rotation_logits` (`B x 4`), the self-supervised head of SS-GAN (Chen et al. 2019);
+  with `projection_dim`, also `projection` (`B x projection_dim`), the SimCLR-style
+  projection head of a contrastive loss on real images (as in ContraD, Jeong & Shin 2021).
   """
   image_size: int = 32
   base_features: int = 64
   stride1_convs: bool = True
+  rotation_head: bool = False
+  projection_dim: int = 0
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -161,5 +166,11 @@ class Discriminator(nn.Module):
     x = x.reshape(x.shape[0], -1)
     features["pre_logits"] = x
     logits = nn.Dense(1, kernel_init=dcgan_init, dtype=self.dtype, name="logits")(x)
+    if self.projection_dim:
+      h = act(nn.Dense(2 * self.projection_dim, dtype=self.dtype, name="projection_hidden")(x))
+      features["projection"] = nn.Dense(self.projection_dim, dtype=self.dtype, name="projection")(h).astype(jnp.float32)
+    if self.rotation_head:
+      features["rotation_logits"] = nn.Dense(4, kernel_init=dcgan_init, dtype=self.dtype,
+                                             name="rotation")(x).astype(jnp.float32)
     return logits[:, 0].astype(jnp.float32), features
 

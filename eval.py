@@ -1,0 +1,44 @@
+r"""Evaluates a training run: k-means and linear probes on its discriminator's features.
+
+  python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan]
+
+Uses the config saved in the workdir; writes workdir/eval/step_<step>/metrics.json and
+plots, and prints one row per representation (the GAN's discriminator and the two
+controls: a randomly initialised discriminator and raw pixels).
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from gan_jax import evaluation
+from gan_jax import metric_logging
+from gan_jax.evaluation import report
+from gan_jax.evaluation import workdir as workdir_lib
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+_FEATURES = flags.DEFINE_string("features", None, "One representation for k-means and the probe (default: "
+                                "the run's config.evals.representation.{kmeans,probe}_features).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  metric_logging.configure_cli_logging()
+  try:
+    metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value)
+  except workdir_lib.EvalError as e:
+    sys.exit(f"eval.py: {e}")
+  p = metrics["protocol"]
+  whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""
+  print(f"{metrics['dataset']} step {metrics['step']}: k-means on {p['kmeans_features']}{whitened}, probe on "
+        f"{p['probe_features']}; fitted on {p['train_split']} ({p['train_size']}), scored on {p['test_split']} "
+        f"({p['test_size']})")
+  print(report.format_table(metrics["representations"]))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,71 @@
+"""What an evaluation leaves for people: the printed table and the plots."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import decomposition
+
+from gan_jax import files
+
+
+def format_table(representations: dict[str, dict[str, Any]]) -> str:
+  """One row per representation: k-means ACC / NMI / ARI and linear-probe test accuracy."""
+  columns = ("k-means ACC", "NMI", "ARI", "probe acc")
+  width = max(len(name) for name in representations) + 2
+  lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in columns)]
+  for name, result in representations.items():
+    km, probe = result.get("kmeans", {}), result.get("linear_probe", {})
+    values = (km.get("acc"), km.get("nmi"), km.get("ari"), probe.get("test_accuracy"))
+    lines.append(f"{name:<{width}}" + "".join(f"{v:>13.4f}" if v is not None else f"{'-':>13}" for v in values))
+  return "\n".join(lines)
+
+
+def _figure_png(fig) -> bytes:
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+  return buffer.getvalue()
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")  # Files only: no display on servers.
+  from matplotlib import pyplot as plt
+  return plt
+
+
+def save_contingency_png(path: str, contingency_CxK: np.ndarray, title: str) -> None:
+  """The classes x clusters counts as a heat map, clusters reordered by the Hungarian
+  matching so that a perfect clustering is a diagonal."""
+  counts = np.asarray(contingency_CxK)
+  _, cols = linear_sum_assignment(counts, maximize=True)
+  order = list(cols) + [c for c in range(counts.shape[1]) if c not in set(cols)]
+  counts = counts[:, order]
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(0.5 * counts.shape[1] + 2, 0.5 * counts.shape[0] + 1.5))
+  ax.imshow(counts, cmap="Blues")
+  for (i, j), n in np.ndenumerate(counts):
+    ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > counts.max() / 2 else "black")
+  ax.set(xlabel="cluster (matched order)", ylabel="class", title=title,
+         xticks=range(counts.shape[1]), xticklabels=order, yticks=range(counts.shape[0]))
+  files.write_atomic(path, _figure_png(fig))
+  plt.close(fig)
+
+
+def save_embedding_png(path: str, train_x: np.ndarray, test_x: np.ndarray, test_y: np.ndarray | None,
+                       title: str) -> None:
+  """Test features on the training split's first two principal components, coloured by class."""
+  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+  pca = decomposition.PCA(2, random_state=0).fit((train_x - mean) / std)
+  xy = pca.transform((test_x - mean) / std)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5, 5))
+  points = ax.scatter(xy[:, 0], xy[:, 1], c=test_y, cmap="tab10", s=4)
+  if test_y is not None:
+    ax.legend(*points.legend_elements(), title="class", fontsize=7, loc="best", markerscale=0.8)
+  ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+  files.write_atomic(path, _figure_png(fig))
+  plt.close(fig)

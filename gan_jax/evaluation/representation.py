@@ -1,0 +1,139 @@
+"""The representation evaluator: how well a discriminator's features cluster and classify.
+
+One protocol (`config.evals.representation`) for three rows, so they compare:
+  gan_discriminator      the trained discriminator's features
+  random_discriminator   the same architecture at its initialisation (same seed scheme):
+                         what the architecture gives without adversarial training
+  raw_pixels             pixels in [0, 1]: what the images give without any network
+Each row: features of the training and test splits -> `evaluation.evaluate` (k-means
+fitted on train and scored on test; linear probe). k-means and the probe may read
+different representations of the same network (`kmeans_features`, `probe_features`): k-means
+wants a compact, shift-invariant one, a linear probe gains from a rich one. The controls
+do not change while the GAN trains, so they are computed once per evaluator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from absl import logging
+import flax.linen as nn
+import ml_collections
+import numpy as np
+
+from gan_jax import data
+from gan_jax.evaluation.protocol import evaluate
+from gan_jax.evaluation import features as features_lib
+
+ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
+# What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
+SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
+           ("linear_probe", "test_accuracy"))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """`config.evals.representation` of configs that predate it (and the fields it has)."""
+  return ml_collections.ConfigDict(dict(
+      kmeans_features="last_conv_max",  # Names of `features.REPRESENTATIONS`.
+      probe_features="dcgan",
+      whiten=32,          # k-means on the top `whiten` whitened principal components; 0: standardised.
+      n_init=10,          # k-means restarts.
+      num_clusters=0,     # k of k-means; 0: the number of classes (set it for unlabelled data).
+      probe=True,         # Fit the linear probe (the slow part on CPU).
+      seed=0,             # k-means and the probe's validation split.
+      train_split="train",
+      test_split="test",
+      batch_size=500,     # Images per feature-extraction call: bounds activation memory.
+  ))
+
+
+def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The run's representation-evaluation settings, completed with the defaults."""
+  evals = config.get("evals") or {}
+  settings = default_config()
+  settings.update(dict(evals.get("representation") or {}))
+  check_config(settings)
+  return settings
+
+
+def check_config(settings: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first field of `config.evals.representation` that is unusable."""
+  for field in ("kmeans_features", "probe_features"):
+    if settings[field] not in features_lib.REPRESENTATIONS:
+      raise ValueError(f"config.evals.representation.{field}={settings[field]!r}; allowed: "
+                       f"{', '.join(features_lib.REPRESENTATIONS)}")
+  if settings.num_clusters < 0:
+    raise ValueError(f"config.evals.representation.num_clusters={settings.num_clusters!r} must be >= 0 "
+                     "(0: the number of classes)")
+  for field in ("n_init", "batch_size"):
+    if not settings[field] > 0:
+      raise ValueError(f"config.evals.representation.{field}={settings[field]!r} must be positive")
+  if settings.whiten < 0:
+    raise ValueError(f"config.evals.representation.whiten={settings.whiten!r} must be >= 0 (0: no whitening)")
+
+
+class Evaluator:
+  """k-means and linear-probe metrics of discriminator features on two splits of a dataset.
+
+  Args:
+    discriminator: the linen module; its `features` dict is read by name.
+    random_variables: the discriminator's variables at initialisation (the control).
+    train, test: the splits (k-means and the probe are fitted on `train`, scored on `test`).
+    settings: `config.evals.representation` (see `default_config`).
+  """
+
+  def __init__(self, discriminator: nn.Module, random_variables, train: data.ImageDataset,
+               test: data.ImageDataset, settings: ml_collections.ConfigDict):
+    check_config(settings)
+    self.discriminator, self.train, self.test, self.settings = discriminator, train, test, settings
+    self.labelled = train.labels is not None and test.labels is not None
+    if not self.labelled:
+      logging.warning("%s has no labels: clustering accuracy, NMI, ARI and the linear probe need them; "
+                      "reporting the k-means inertia only.", train.name if train.labels is None else test.name)
+    self.num_clusters = settings.num_clusters or max(train.num_classes, test.num_classes)
+    if not self.num_clusters:
+      raise ValueError(f"{train.name} has no labels to count classes from: set "
+                       "config.evals.representation.num_clusters")
+    self._random_variables = random_variables
+    self._controls = None
+
+  def features(self, variables) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"kmeans", "probe"}: discriminator features (float32 `N x F`) of the training and
+    test images, in the representations the settings name for each."""
+    def extract(name):
+      return tuple(features_lib.discriminator_features(self.discriminator, variables, images,
+                                                       representation=name, batch_size=self.settings.batch_size)
+                   for images in (self.train.images, self.test.images))
+    names = {"kmeans": self.settings.kmeans_features, "probe": self.settings.probe_features}
+    by_name = {name: extract(name) for name in set(names.values())}
+    return {use: by_name[name] for use, name in names.items()}
+
+  def raw_pixel_features(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    pixels = features_lib.raw_pixel_features(self.train.images), features_lib.raw_pixel_features(self.test.images)
+    return {"kmeans": pixels, "probe": pixels}
+
+  def evaluate_features(self, row_features: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """The protocol (`evaluation.evaluate`) on one row's {"kmeans", "probe"} features."""
+    s = self.settings
+    (train_x, test_x), probe_x = row_features["kmeans"], row_features["probe"]
+    return evaluate(train_x, self.train.labels, test_x, self.test.labels, num_clusters=self.num_clusters,
+                    whiten=s.whiten, n_init=s.n_init, seed=s.seed, probe=s.probe and self.labelled,
+                    probe_x=probe_x)
+
+  def controls(self) -> dict[str, dict[str, Any]]:
+    """{random_discriminator, raw_pixels} results, computed on the first call only."""
+    if self._controls is None:
+      self._controls = {"random_discriminator": self.evaluate_features(self.features(self._random_variables)),
+                        "raw_pixels": self.evaluate_features(self.raw_pixel_features())}
+    return self._controls
+
+  def evaluate(self, variables) -> dict[str, dict[str, Any]]:
+    """All three rows, `{row: evaluate() result}`, for trained discriminator `variables`."""
+    return {"gan_discriminator": self.evaluate_features(self.features(variables)), **self.controls()}
+
+  def run(self, state: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    """(name, value) scalars of a train state, e.g. ("eval/gan_discriminator/kmeans_acc", 0.61)."""
+    for row, result in self.evaluate(state["discriminator"]).items():
+      for group, metric in SCALARS:
+        if metric in result.get(group, {}):
+          yield f"eval/{row}/{'probe' if group == 'linear_probe' else group}_{metric}", result[group][metric]

@@ -1,0 +1,137 @@
+"""Evaluation of a training run's checkpoint: what `eval.py` does.
+
+  metrics = evaluate_workdir("runs/mnist_dcgan")             # the latest checkpoint
+  metrics = evaluate_workdir("runs/mnist_dcgan", step=2000)  # another one
+
+Reads the run's own `config.json`, restores the discriminator, evaluates it beside the
+controls (`representation.ROWS`) and writes `workdir/eval/step_<step>/`: `metrics.json`,
+and for each row `contingency_<row>.png` (classes x k-means clusters) and
+`embedding_<row>.png` (test features on two principal components, coloured by class).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+from gan_jax import checkpoints
+from gan_jax import data
+from gan_jax import files
+from gan_jax import parallel
+from gan_jax import training  # Attribute access at call time only (training imports this package).
+from gan_jax.evaluation import linear_probe
+from gan_jax.evaluation import report
+from gan_jax.evaluation import representation
+
+
+class EvalError(ValueError):
+  """The workdir, step or settings asked for cannot be evaluated; the message says why."""
+
+
+def load_run(workdir: str, step: int | None = None):
+  """(config, gan, step, trained discriminator variables, initial discriminator variables).
+
+  The initial variables come from the run's own seed scheme (`training.init_state`), so
+  the random control is the network this run started from.
+  """
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(config_path):
+    raise EvalError(f"--workdir={workdir}: no config.json, so not a train.py workdir")
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
+  manager = checkpoints.make_manager(workdir, keep=config.keep, asynchronous=False)
+  try:
+    steps = sorted(manager.all_steps())
+    if not steps:
+      raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
+    if step is None:
+      step = steps[-1]
+    elif step not in steps:
+      raise EvalError(f"--step={step}: no checkpoint at that step in {directory}; have {', '.join(map(str, steps))}")
+    gan = training.make_gan(config)
+    init_fn = lambda: training.init_state(gan, config)
+    replicated = parallel.replicated(parallel.make_mesh())
+    state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
+  finally:
+    manager.close()
+  initial = jax.jit(init_fn, out_shardings=replicated)()
+  return config, gan, step, state["discriminator"], initial["discriminator"]
+
+
+def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
+                     write: bool = True) -> dict[str, Any]:
+  """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`.
+
+  Args:
+    workdir: a directory written by `train.py` (config.json and checkpoints/).
+    step: which checkpoint.
+    features: a representation name overriding both `kmeans_features` and `probe_features`
+      of `config.evals.representation`; its results go to `eval/step_<step>_<features>/`
+      so the default's stay.
+    write: write metrics.json and the plots (False: only return the metrics).
+  Returns:
+    {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}.
+  """
+  config = None
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.isfile(config_path):  # Settings are checked before the (slower) restore.
+    with open(config_path) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    settings = representation.get_config(config)
+    if features is not None:
+      settings.kmeans_features = settings.probe_features = features
+      try:
+        representation.check_config(settings)
+      except ValueError:
+        raise EvalError(f"--features={features!r}; allowed: "
+                        f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
+  config, gan, step, trained, initial = load_run(workdir, step)
+
+  image_args = dict(image_size=config.image_size, channels=config.channels)
+  train = data.load_split(config.data, settings.train_split, **image_args)
+  test = data.load_split(config.data, settings.test_split, **image_args)
+  evaluator = representation.Evaluator(gan.discriminator, initial, train, test, settings)
+  row_features = {"gan_discriminator": evaluator.features(trained),
+                  "random_discriminator": evaluator.features(initial),
+                  "raw_pixels": evaluator.raw_pixel_features()}
+  results = {row: evaluator.evaluate_features(x) for row, x in row_features.items()}
+  metrics = {
+      "step": int(step),
+      "dataset": config.data.name,
+      "representations": results,
+      "protocol": {
+          "kmeans_features": settings.kmeans_features,
+          "probe_features": settings.probe_features,
+          "train_split": train.name, "train_size": len(train),
+          "test_split": test.name, "test_size": len(test),
+          "feature_dim": {row: r["feature_dim"] for row, r in results.items()},
+          "probe_feature_dim": {row: r["linear_probe"]["feature_dim"] for row, r in results.items()
+                                if "linear_probe" in r},
+          "kmeans": {"k": evaluator.num_clusters, "n_init": settings.n_init, "whiten": settings.whiten,
+                     "fit_on": "train", "scored_on": "test", "seed": settings.seed},
+          "linear_probe": {"objective": "multinomial logistic regression, L2 chosen on validation",
+                           "l2_grid": list(linear_probe.DEFAULT_L2_GRID), "validation_fraction": 0.2,
+                           "seed": settings.seed} if settings.probe and evaluator.labelled else None,
+          "random_discriminator_seed": config.seed,
+      },
+  }
+  if write:
+    name = f"step_{step}" if features is None else f"step_{step}_{features}"
+    out = os.path.join(workdir, "eval", name)
+    files.write_json(os.path.join(out, "metrics.json"), metrics)
+    for row, row_x in row_features.items():
+      train_x, test_x = row_x["kmeans"]
+      if "contingency" in results[row]["kmeans"]:
+        report.save_contingency_png(os.path.join(out, f"contingency_{row}.png"),
+                                    results[row]["kmeans"]["contingency"], f"{row}, step {step}: k-means on test")
+      described = row if row == "raw_pixels" else f"{row} ({settings.kmeans_features})"
+      report.save_embedding_png(os.path.join(out, f"embedding_{row}.png"), train_x, test_x, test.labels,
+                                f"{described}, step {step}: PCA of test features")
+  return metrics

@@ -1,0 +1,136 @@
+"""The representation evaluator inside training, and eval.py on what training wrote."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, tiny_config
+from gan_jax import data
+from gan_jax import training
+from gan_jax.evaluation import representation
+
+ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+  """A 2-step run whose config asks for the evaluator at every 2 steps (so once, at the end)."""
+  workdir = tmp_path_factory.mktemp("run")
+  config = tiny_config(total_steps=2, eval_every=2, **{"evals.representation.kmeans_features": "last_conv_avg",
+                                                       "evals.representation.probe_features": "last_conv_avg",
+                                                       "evals.representation.n_init": 2})
+  training.train_and_evaluate(config, str(workdir))
+  return workdir
+
+
+def run_eval(*flags):
+  return subprocess.run([sys.executable, "eval.py", *flags], cwd=REPO, capture_output=True, text=True,
+                        timeout=600)
+
+
+def test_training_logs_the_evaluator_to_tensorboard(trained_run):
+  scalars = {}
+  for path in glob.glob(str(trained_run / "tensorboard" / "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+  for row in ROWS:
+    for metric in ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "kmeans_inertia", "probe_test_accuracy"):
+      assert (f"eval/{row}/{metric}", 2) in scalars, (row, metric)
+  assert 0.1 <= scalars[("eval/raw_pixels/kmeans_acc", 2)] <= 1.0
+  assert scalars[("eval/raw_pixels/probe_test_accuracy", 2)] > 0.8  # MNIST pixels are nearly linearly separable.
+
+
+def test_eval_py_writes_metrics_table_and_plots(trained_run):
+  result = run_eval(f"--workdir={trained_run}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  table = result.stdout.splitlines()
+  assert "step 2" in table[0] and "mnist_5k:test (1000)" in table[0]
+  assert [line.split()[0] for line in table[2:]] == list(ROWS)
+
+  out = trained_run / "eval" / "step_2"
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["step"] == 2 and metrics["dataset"] == "mnist_5k"
+  protocol = metrics["protocol"]
+  assert (protocol["train_size"], protocol["test_size"], protocol["kmeans"]["k"]) == (4000, 1000, 10)
+  assert protocol["feature_dim"] == {"gan_discriminator": 32, "random_discriminator": 32, "raw_pixels": 784}
+  for row in ROWS:
+    r = metrics["representations"][row]
+    assert set(r["kmeans"]) >= {"acc", "nmi", "ari", "inertia"} and set(r["linear_probe"]) >= {"test_accuracy", "l2"}
+    assert np.sum(r["kmeans"]["contingency"]) == 1000
+    assert r["kmeans_dim"] == 32  # The default protocol whitens to 32 principal components.
+    # The printed row is the JSON's numbers.
+    printed = next(line.split() for line in table if line.startswith(row))
+    assert float(printed[1]) == pytest.approx(r["kmeans"]["acc"], abs=1e-4)
+    assert float(printed[4]) == pytest.approx(r["linear_probe"]["test_accuracy"], abs=1e-4)
+    for plot in (f"contingency_{row}.png", f"embedding_{row}.png"):
+      assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # Two steps of training move the discriminator away from its initialisation.
+  assert (metrics["representations"]["gan_discriminator"]["kmeans"]["inertia"]
+          != metrics["representations"]["random_discriminator"]["kmeans"]["inertia"])
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--step=7"], "--step=7: no checkpoint at that step in"),
+    (["--features=conv9"], "--features='conv9'; allowed: last_conv_avg, last_conv_max, dcgan, pre_logits"),
+])
+def test_eval_py_bad_input_is_one_line_and_overwrites_nothing(trained_run, flags, message):
+  before = {p: open(p, "rb").read() for p in glob.glob(str(trained_run / "eval" / "**" / "*"), recursive=True)
+            if os.path.isfile(p)}
+  result = run_eval(f"--workdir={trained_run}", *flags)
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("eval.py: ") and message in last, result.stderr[-2000:]
+  after = {p: open(p, "rb").read() for p in glob.glob(str(trained_run / "eval" / "**" / "*"), recursive=True)
+           if os.path.isfile(p)}
+  assert after == before
+
+
+def test_eval_py_on_a_directory_without_a_run(tmp_path):
+  result = run_eval(f"--workdir={tmp_path}")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == f"eval.py: --workdir={tmp_path}: no config.json, so not a train.py workdir"
+  assert os.listdir(tmp_path) == []
+
+  (tmp_path / "config.json").write_text(json.dumps(tiny_config().to_dict()))
+  result = run_eval(f"--workdir={tmp_path}")
+  assert f"no checkpoint in {tmp_path}/checkpoints; train first" in result.stderr.strip().splitlines()[-1]
+  assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_unlabelled_data_reports_inertia_only(config, caplog):
+  gan = training.make_gan(config)
+  variables = gan.discriminator.init(jax.random.PRNGKey(0), np.zeros((1, 28, 28, 1), np.float32))
+  images, _ = data.mnist_5k("test")
+  train, test = data.from_arrays(images[:600]), data.from_arrays(images[600:])
+  settings = representation.default_config()
+  settings.kmeans_features = settings.probe_features = "last_conv_avg"
+  settings.n_init = 2
+  with pytest.raises(ValueError, match="set config.evals.representation.num_clusters"):
+    representation.Evaluator(gan.discriminator, variables, train, test, settings)
+
+  settings.num_clusters = 5
+  evaluator = representation.Evaluator(gan.discriminator, variables, train, test, settings)
+  assert "has no labels" in caplog.text
+  result = evaluator.evaluate_features(evaluator.features(variables))
+  assert set(result) == {"kmeans", "feature_dim", "kmeans_dim"} and set(result["kmeans"]) == {"inertia"}
+  assert result["kmeans"]["inertia"] > 0
+  assert dict(evaluator.run({"discriminator": variables})).keys() == {
+      f"eval/{row}/kmeans_inertia" for row in ROWS}
+
+
+def test_evaluator_settings_are_checked_by_name():
+  settings = representation.default_config()
+  settings.whiten = -1
+  with pytest.raises(ValueError, match=r"config.evals.representation.whiten=-1 must be >= 0"):
+    representation.check_config(settings)
+  config = tiny_config(**{"evals.representation.kmeans_features": "pixels"})
+  with pytest.raises(ValueError, match=r"config.evals.representation.kmeans_features=.pixels.; allowed: "):
+    training.validate_config(config)
