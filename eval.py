@@ -19,6 +19,8 @@ from gan_jax.evaluation import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+_NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", None, "k of k-means (default: the number of classes; "
+                                     "needed for unlabelled data).")
 _FEATURES = flags.DEFINE_string("features", None, "One representation for k-means and the probe (default: "
                                 "the run's config.evals.representation.{kmeans,probe}_features).")
 flags.mark_flags_as_required(["workdir"])
@@ -29,7 +31,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   metric_logging.configure_cli_logging()
   try:
-    metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value)
+    metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value,
+                                          num_clusters=_NUM_CLUSTERS.value)
   except workdir_lib.EvalError as e:
     sys.exit(f"eval.py: {e}")
   p = metrics["protocol"]

@@ -1,9 +1,11 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) for the discriminator's inputs.
 
-The same random transformations are applied to real and generated images every time the
-discriminator sees them (in its update and in the generator's), so the generator is not
-taught to produce augmented images, and the discriminator cannot memorise a small
-training set pixel by pixel. `policy` is a comma-separated list of:
+The same policy of random transformations (drawn independently per image) is applied to
+the real and generated images the discriminator judges real or fake, in its update and
+in the generator's, so the generator is not taught to produce augmented images, and the
+discriminator cannot memorise a small training set pixel by pixel. (The inputs of the
+gradient penalty and of the rotation loss are not augmented.) `policy` is a
+comma-separated list of:
 
   translation   shift by up to 1/8 of the image size in each direction, zero-filled
   cutout        zero a square of half the image size at a random position

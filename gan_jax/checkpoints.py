@@ -12,13 +12,18 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def make_manager(workdir: str, *, keep: int, asynchronous: bool = True) -> ocp.CheckpointManager:
-  """A manager for `workdir/checkpoints` that keeps the newest `keep` steps."""
+def make_manager(workdir: str, *, keep: int, asynchronous: bool = True,
+                 read_only: bool = False) -> ocp.CheckpointManager:
+  """A manager for `workdir/checkpoints` that keeps the newest `keep` steps.
+
+  `read_only` (evaluation): creates, deletes and cleans up nothing, so it can run beside
+  a training run that is writing a checkpoint.
+  """
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
-          cleanup_tmp_directories=True))
+          max_to_keep=keep, create=not read_only, enable_async_checkpointing=asynchronous,
+          cleanup_tmp_directories=not read_only, read_only=read_only))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:

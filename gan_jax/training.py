@@ -240,7 +240,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     d_params, d_opt_state = carry
     real, key = inputs
     z_key, gp_key = jax.random.split(key)
-    rot_key = jax.random.fold_in(key, 1)  # Not a third split: that would move z_key.
+    # Further streams are fold_in(key, i) with i >= 2: with threefry-partitionable keys
+    # (JAX's default) fold_in(key, i) equals split(key, n)[i], so 0 and 1 are taken above.
+    rot_key = jax.random.fold_in(key, 4)
     fake, _ = generate(g_vars["params"], z_key)
     fake = jax.lax.stop_gradient(fake)
     images = [real, fake]
@@ -434,17 +436,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   evaluator = None
   eval_every = config.get("eval_every", 0)
+  if eval_every and step < config.total_steps:
+    # Built now so that a missing split or unlabelled data fails before training, not at
+    # step eval_every; the controls are evaluated at the first evaluation.
+    settings = representation.get_config(config)
+    test_data = data.load_split(config.data, settings.test_split, image_size=config.image_size,
+                                channels=config.channels)
+    train_eval = train_data if settings.train_split == "train" else data.load_split(
+        config.data, settings.train_split, image_size=config.image_size, channels=config.channels)
+    initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
+    evaluator = representation.Evaluator(gan.discriminator, initial, train_eval, test_data, settings)
 
   def run_evals(step):
-    nonlocal evaluator
-    if evaluator is None:  # Built on first use: it loads the test split and evaluates the controls.
-      settings = representation.get_config(config)
-      test_data = data.load_split(config.data, settings.test_split, image_size=config.image_size,
-                                  channels=config.channels)
-      train_eval = train_data if settings.train_split == "train" else data.load_split(
-          config.data, settings.train_split, image_size=config.image_size, channels=config.channels)
-      initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-      evaluator = representation.Evaluator(gan.discriminator, initial, train_eval, test_data, settings)
     start = time.perf_counter()
     scalars = dict(evaluator.run(state))
     scalars["eval/seconds"] = time.perf_counter() - start
@@ -488,7 +491,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpoints.save(manager, step, state)
       if step % config.sample_every == 0 or is_last:
         save_samples(step)
-      if eval_every and (step % eval_every == 0 or is_last):
+      if evaluator is not None and (step % eval_every == 0 or is_last):
         last_log_time += run_evals(step)  # Evaluation time is not training throughput.
   finally:
     manager.wait_until_finished()

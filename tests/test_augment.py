@@ -57,7 +57,11 @@ def test_nt_xent_rewards_matching_views():
   matched, accuracy = losses.nt_xent(z, z + 0.01, temperature=0.1)
   shuffled, _ = losses.nt_xent(z, jnp.roll(z, 1, axis=0), temperature=0.1)
   assert float(accuracy) == 1.0 and float(matched) < float(shuffled)
-  assert float(matched) >= 0.0
+  # Hand-computed for 2 pairs of orthogonal unit vectors: each row's positive has cosine 1,
+  # its two negatives 0, so loss = -log(e^(1/t) / (e^(1/t) + 2)).
+  z1, z2 = jnp.eye(4)[:2], jnp.eye(4)[:2]
+  loss, _ = losses.nt_xent(z1, z2, temperature=0.5)
+  np.testing.assert_allclose(float(loss), -np.log(np.e**2 / (np.e**2 + 2)), rtol=1e-5)
 
 
 def test_step_with_rotation_contrastive_and_augmentation_trains_the_heads():

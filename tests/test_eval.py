@@ -61,11 +61,12 @@ def test_eval_py_writes_metrics_table_and_plots(trained_run):
   protocol = metrics["protocol"]
   assert (protocol["train_size"], protocol["test_size"], protocol["kmeans"]["k"]) == (4000, 1000, 10)
   assert protocol["feature_dim"] == {"gan_discriminator": 32, "random_discriminator": 32, "raw_pixels": 784}
+  # The default protocol whitens to 32 principal components before k-means.
+  assert metrics["representations"]["raw_pixels"]["kmeans_dim"] == 32
   for row in ROWS:
     r = metrics["representations"][row]
     assert set(r["kmeans"]) >= {"acc", "nmi", "ari", "inertia"} and set(r["linear_probe"]) >= {"test_accuracy", "l2"}
     assert np.sum(r["kmeans"]["contingency"]) == 1000
-    assert r["kmeans_dim"] == 32  # The default protocol whitens to 32 principal components.
     # The printed row is the JSON's numbers.
     printed = next(line.split() for line in table if line.startswith(row))
     assert float(printed[1]) == pytest.approx(r["kmeans"]["acc"], abs=1e-4)
@@ -77,20 +78,31 @@ def test_eval_py_writes_metrics_table_and_plots(trained_run):
           != metrics["representations"]["random_discriminator"]["kmeans"]["inertia"])
 
 
+def snapshot(directory):
+  """Every file and folder under `directory`, hidden ones included, with file contents."""
+  out = {}
+  for root, dirs, names in os.walk(directory):
+    out.update({os.path.join(root, d): None for d in dirs})
+    out.update({os.path.join(root, n): open(os.path.join(root, n), "rb").read() for n in names})
+  return out
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--step=7"], "--step=7: no checkpoint at that step in"),
     (["--features=conv9"], "--features='conv9'; allowed: last_conv_avg, last_conv_max, dcgan, pre_logits"),
+    (["--num_clusters=0"], "--num_clusters=0 must be positive"),
 ])
-def test_eval_py_bad_input_is_one_line_and_overwrites_nothing(trained_run, flags, message):
-  before = {p: open(p, "rb").read() for p in glob.glob(str(trained_run / "eval" / "**" / "*"), recursive=True)
-            if os.path.isfile(p)}
+def test_eval_py_bad_input_is_one_line_and_changes_nothing(trained_run, flags, message):
+  # An Orbax temporary directory, as a save in progress by a training run would leave.
+  in_progress = trained_run / "checkpoints" / "4.orbax-checkpoint-tmp-1234"
+  in_progress.mkdir(exist_ok=True)
+  before = snapshot(trained_run)
   result = run_eval(f"--workdir={trained_run}", *flags)
   assert result.returncode != 0
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("eval.py: ") and message in last, result.stderr[-2000:]
-  after = {p: open(p, "rb").read() for p in glob.glob(str(trained_run / "eval" / "**" / "*"), recursive=True)
-           if os.path.isfile(p)}
-  assert after == before
+  assert snapshot(trained_run) == before
+  in_progress.rmdir()
 
 
 def test_eval_py_on_a_directory_without_a_run(tmp_path):
@@ -127,6 +139,10 @@ def test_unlabelled_data_reports_inertia_only(config, caplog):
 
 
 def test_evaluator_settings_are_checked_by_name():
+  config = tiny_config()
+  config.evals.representation.whitten = 16
+  with pytest.raises(ValueError, match=r"config.evals.representation.whitten is not a field; allowed: "):
+    training.validate_config(config)
   settings = representation.default_config()
   settings.whiten = -1
   with pytest.raises(ValueError, match=r"config.evals.representation.whiten=-1 must be >= 0"):

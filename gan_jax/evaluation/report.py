@@ -24,35 +24,35 @@ def format_table(representations: dict[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
+def _figure(figsize):
+  """A matplotlib Figure outside pyplot: no global backend switch (a notebook's stays
+  as it is), nothing to close, no display needed on servers."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots()
+
+
 def _figure_png(fig) -> bytes:
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
   return buffer.getvalue()
 
 
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")  # Files only: no display on servers.
-  from matplotlib import pyplot as plt
-  return plt
-
-
 def save_contingency_png(path: str, contingency_CxK: np.ndarray, title: str) -> None:
   """The classes x clusters counts as a heat map, clusters reordered by the Hungarian
-  matching so that a perfect clustering is a diagonal."""
+  matching so that a perfect clustering is a diagonal (with at least as many clusters
+  as classes; unmatched clusters come last)."""
   counts = np.asarray(contingency_CxK)
   _, cols = linear_sum_assignment(counts, maximize=True)
   order = list(cols) + [c for c in range(counts.shape[1]) if c not in set(cols)]
   counts = counts[:, order]
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(0.5 * counts.shape[1] + 2, 0.5 * counts.shape[0] + 1.5))
+  fig, ax = _figure((0.5 * counts.shape[1] + 2, 0.5 * counts.shape[0] + 1.5))
   ax.imshow(counts, cmap="Blues")
   for (i, j), n in np.ndenumerate(counts):
     ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > counts.max() / 2 else "black")
   ax.set(xlabel="cluster (matched order)", ylabel="class", title=title,
          xticks=range(counts.shape[1]), xticklabels=order, yticks=range(counts.shape[0]))
   files.write_atomic(path, _figure_png(fig))
-  plt.close(fig)
 
 
 def save_embedding_png(path: str, train_x: np.ndarray, test_x: np.ndarray, test_y: np.ndarray | None,
@@ -61,11 +61,9 @@ def save_embedding_png(path: str, train_x: np.ndarray, test_x: np.ndarray, test_
   mean, std = train_x.mean(0), train_x.std(0) + 1e-6
   pca = decomposition.PCA(2, random_state=0).fit((train_x - mean) / std)
   xy = pca.transform((test_x - mean) / std)
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(5, 5))
+  fig, ax = _figure((5, 5))
   points = ax.scatter(xy[:, 0], xy[:, 1], c=test_y, cmap="tab10", s=4)
   if test_y is not None:
     ax.legend(*points.legend_elements(), title="class", fontsize=7, loc="best", markerscale=0.8)
   ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
   files.write_atomic(path, _figure_png(fig))
-  plt.close(fig)

@@ -51,7 +51,11 @@ def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run's representation-evaluation settings, completed with the defaults."""
   evals = config.get("evals") or {}
   settings = default_config()
-  settings.update(dict(evals.get("representation") or {}))
+  given = dict(evals.get("representation") or {})
+  for field in given:
+    if field not in settings:
+      raise ValueError(f"config.evals.representation.{field} is not a field; allowed: {', '.join(settings)}")
+  settings.update(given)
   check_config(settings)
   return settings
 

@@ -46,7 +46,7 @@ def load_run(workdir: str, step: int | None = None):
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
-  manager = checkpoints.make_manager(workdir, keep=config.keep, asynchronous=False)
+  manager = checkpoints.make_manager(workdir, keep=config.keep, asynchronous=False, read_only=True)
   try:
     steps = sorted(manager.all_steps())
     if not steps:
@@ -66,7 +66,7 @@ def load_run(workdir: str, step: int | None = None):
 
 
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
-                     write: bool = True) -> dict[str, Any]:
+                     num_clusters: int | None = None, write: bool = True) -> dict[str, Any]:
   """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`.
 
   Args:
@@ -75,6 +75,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     features: a representation name overriding both `kmeans_features` and `probe_features`
       of `config.evals.representation`; its results go to `eval/step_<step>_<features>/`
       so the default's stay.
+    num_clusters: k of k-means, overriding the config (needed for unlabelled data).
     write: write metrics.json and the plots (False: only return the metrics).
   Returns:
     {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}.
@@ -84,7 +85,14 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   if os.path.isfile(config_path):  # Settings are checked before the (slower) restore.
     with open(config_path) as f:
       config = ml_collections.ConfigDict(json.load(f))
-    settings = representation.get_config(config)
+    try:
+      settings = representation.get_config(config)
+    except ValueError as e:
+      raise EvalError(f"{config_path}: {e}") from None
+    if num_clusters is not None:
+      if num_clusters <= 0:
+        raise EvalError(f"--num_clusters={num_clusters} must be positive")
+      settings.num_clusters = num_clusters
     if features is not None:
       settings.kmeans_features = settings.probe_features = features
       try:
@@ -95,9 +103,13 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   config, gan, step, trained, initial = load_run(workdir, step)
 
   image_args = dict(image_size=config.image_size, channels=config.channels)
-  train = data.load_split(config.data, settings.train_split, **image_args)
-  test = data.load_split(config.data, settings.test_split, **image_args)
-  evaluator = representation.Evaluator(gan.discriminator, initial, train, test, settings)
+  try:
+    train = data.load_split(config.data, settings.train_split, **image_args)
+    test = data.load_split(config.data, settings.test_split, **image_args)
+    evaluator = representation.Evaluator(gan.discriminator, initial, train, test, settings)
+  except ValueError as e:  # Missing data, or unlabelled data without num_clusters.
+    raise EvalError(str(e).replace("set config.evals.representation.num_clusters",
+                                   "pass --num_clusters (or set config.evals.representation.num_clusters)")) from None
   row_features = {"gan_discriminator": evaluator.features(trained),
                   "random_discriminator": evaluator.features(initial),
                   "raw_pixels": evaluator.raw_pixel_features()}
