@@ -32,17 +32,23 @@ class EvalError(ValueError):
   """The workdir, step or settings asked for cannot be evaluated; the message says why."""
 
 
-def load_run(workdir: str, step: int | None = None):
-  """(config, gan, step, trained discriminator variables, initial discriminator variables).
-
-  The initial variables come from the run's own seed scheme (`training.init_state`), so
-  the random control is the network this run started from.
-  """
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in `workdir/config.json`."""
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):
     raise EvalError(f"--workdir={workdir}: no config.json, so not a train.py workdir")
   with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None):
+  """(config, gan, step, trained discriminator variables, initial discriminator variables).
+
+  The initial variables come from the run's own seed scheme (`training.init_state`), so
+  the random control is the network this run started from. `config`: the run's, if
+  already read.
+  """
+  config = config or load_config(workdir)
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
@@ -80,27 +86,23 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   Returns:
     {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}.
   """
-  config = None
-  config_path = os.path.join(workdir, "config.json")
-  if os.path.isfile(config_path):  # Settings are checked before the (slower) restore.
-    with open(config_path) as f:
-      config = ml_collections.ConfigDict(json.load(f))
+  config = load_config(workdir)
+  try:  # Settings are checked before the (slower) restore.
+    settings = representation.get_config(config)
+  except ValueError as e:
+    raise EvalError(f"{os.path.join(workdir, 'config.json')}: {e}") from None
+  if num_clusters is not None:
+    if num_clusters <= 0:
+      raise EvalError(f"--num_clusters={num_clusters} must be positive")
+    settings.num_clusters = num_clusters
+  if features is not None:
+    settings.kmeans_features = settings.probe_features = features
     try:
-      settings = representation.get_config(config)
-    except ValueError as e:
-      raise EvalError(f"{config_path}: {e}") from None
-    if num_clusters is not None:
-      if num_clusters <= 0:
-        raise EvalError(f"--num_clusters={num_clusters} must be positive")
-      settings.num_clusters = num_clusters
-    if features is not None:
-      settings.kmeans_features = settings.probe_features = features
-      try:
-        representation.check_config(settings)
-      except ValueError:
-        raise EvalError(f"--features={features!r}; allowed: "
-                        f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
-  config, gan, step, trained, initial = load_run(workdir, step)
+      representation.check_config(settings)
+    except ValueError:
+      raise EvalError(f"--features={features!r}; allowed: "
+                      f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
+  config, gan, step, trained, initial = load_run(workdir, step, config)
 
   image_args = dict(image_size=config.image_size, channels=config.channels)
   try:
