@@ -333,12 +333,13 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   per_step = config.n_dis * config.batch_size
   data_key = seed_keys(config.seed)["data"]
   rotation_d_weight, rotation_g_weight = rotation_weights(config)
+  contrastive_weight, contrastive_temperature, _ = contrastive_settings(config)
   step_fn = functools.partial(train_step, gan=gan, gradient_penalty=config.gradient_penalty,
                               ema_decay=config.ema_decay, rotation_d_weight=rotation_d_weight,
                               rotation_g_weight=rotation_g_weight,
                               augment_policy=augment.parse_policy(config.get("augment", "")),
-                              contrastive_weight=contrastive_settings(config)[0],
-                              contrastive_temperature=contrastive_settings(config)[1])
+                              contrastive_weight=contrastive_weight,
+                              contrastive_temperature=contrastive_temperature)
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
   def one_step(state, images_u8):
@@ -439,13 +440,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if eval_every and step < config.total_steps:
     # Built now so that a missing split or unlabelled data fails before training, not at
     # step eval_every; the controls are evaluated at the first evaluation.
-    settings = representation.get_config(config)
-    test_data = data.load_split(config.data, settings.test_split, image_size=config.image_size,
-                                channels=config.channels)
-    train_eval = train_data if settings.train_split == "train" else data.load_split(
-        config.data, settings.train_split, image_size=config.image_size, channels=config.channels)
     initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-    evaluator = representation.Evaluator(gan.discriminator, initial, train_eval, test_data, settings)
+    evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
+                                              initial, train=train_data)
 
   def run_evals(step):
     start = time.perf_counter()

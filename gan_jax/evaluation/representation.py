@@ -76,6 +76,16 @@ def check_config(settings: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.evals.representation.whiten={settings.whiten!r} must be >= 0 (0: no whitening)")
 
 
+def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.ConfigDict,
+                   discriminator: nn.Module, random_variables, train: data.ImageDataset | None = None) -> "Evaluator":
+  """The evaluator of a run: its `settings.train_split` / `test_split` of `config.data`
+  at the run's image size; `train` is reused when it is that training split, already loaded."""
+  load = lambda split: data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
+  if train is None or settings.train_split != "train":
+    train = load(settings.train_split)
+  return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings)
+
+
 class Evaluator:
   """k-means and linear-probe metrics of discriminator features on two splits of a dataset.
 

@@ -19,7 +19,6 @@ import jax
 import ml_collections
 
 from gan_jax import checkpoints
-from gan_jax import data
 from gan_jax import files
 from gan_jax import parallel
 from gan_jax import training  # Attribute access at call time only (training imports this package).
@@ -104,14 +103,12 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
                       f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
   config, gan, step, trained, initial = load_run(workdir, step, config)
 
-  image_args = dict(image_size=config.image_size, channels=config.channels)
   try:
-    train = data.load_split(config.data, settings.train_split, **image_args)
-    test = data.load_split(config.data, settings.test_split, **image_args)
-    evaluator = representation.Evaluator(gan.discriminator, initial, train, test, settings)
+    evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial)
   except ValueError as e:  # Missing data, or unlabelled data without num_clusters.
     raise EvalError(str(e).replace("set config.evals.representation.num_clusters",
                                    "pass --num_clusters (or set config.evals.representation.num_clusters)")) from None
+  train, test = evaluator.train, evaluator.test
   row_features = {"gan_discriminator": evaluator.features(trained),
                   "random_discriminator": evaluator.features(initial),
                   "raw_pixels": evaluator.raw_pixel_features()}
