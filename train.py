@@ -3,7 +3,9 @@ r"""Trains a GAN.
   python train.py --config=configs/mnist_dcgan.py --workdir=runs/mnist_dcgan \
       [--config.total_steps=200 ...]
 
-Running it again on the same workdir resumes from the latest checkpoint.
+Running it again on the same workdir resumes from the latest checkpoint. It trains on
+every device it sees; on several hosts, start the same command on each with
+`--distributed` (README, "Multi-host").
 """
 
 from absl import app
@@ -11,10 +13,17 @@ from absl import flags
 from ml_collections import config_flags
 
 from gan_jax import metric_logging
+from gan_jax import parallel
 from gan_jax import training
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and logs.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "One process of a multi-host job: join it with jax.distributed.initialize(). "
+    "The cluster is detected on Cloud TPU, SLURM and Open MPI; elsewhere give the three flags below.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -22,6 +31,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   metric_logging.configure_cli_logging()
+  if _DISTRIBUTED.value:
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -3,6 +3,10 @@
 Data parallelism is `jax.jit` over a one-axis mesh named "data": the batch is split
 along it, parameters and optimizer state are replicated, and XLA inserts the gradient
 all-reduce. (`jax.pmap` is in maintenance mode since JAX 0.8 and is not used.)
+
+Multi-host: every process runs the same program on a mesh of all processes' devices
+(`initialize_distributed` first). Host data enters as a global array through
+`host_to_global`, never a plain `device_put`, which would be process-local.
 """
 
 from __future__ import annotations
@@ -36,7 +40,25 @@ def batch_sharded(mesh: jax.sharding.Mesh, batch_axis: int = 0) -> NamedSharding
 def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
-    raise ValueError(f"config.batch_size={batch_size} must be divisible by the {n} devices")
+    raise ValueError(f"config.batch_size={batch_size} must be divisible by the {n} devices; "
+                     f"allowed: a multiple of {n}")
+
+
+def host_to_global(x, sharding: NamedSharding) -> jax.Array:
+  """A global array from this process's part of it: for a replicated sharding, the whole."""
+  return jax.make_array_from_process_local_data(sharding, x)
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins this process to a multi-process JAX cluster; call before any other JAX call.
+
+  On Cloud TPU, SLURM and Open MPI every argument is detected; elsewhere pass all three
+  (or set JAX_COORDINATOR_ADDRESS and pass the other two). On CPU the processes exchange
+  data over gloo, which is how the tests run two processes on one machine.
+  """
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # Only the CPU backend reads it.
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def hide_accelerators_from_tensorflow() -> None:

@@ -402,7 +402,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     raise ValueError(f"config.batch_size={config.batch_size} x config.n_dis={config.n_dis} images per step "
                      f"exceed the {len(train_data)} training images of {train_data.name}")
   replicated = parallel.replicated(mesh)
-  images_u8 = jax.device_put(train_data.images, replicated)
+  # Every process holds the whole training set (uint8, on its devices): each step's batch
+  # is then a gather by `data.batch_indices` wherever it runs, with no per-step input copy.
+  images_u8 = parallel.host_to_global(train_data.images, replicated)
   logging.info("Training on %s: %d images %s, %d device(s).", train_data.name, len(train_data),
                train_data.images.shape[1:], jax.device_count())
 
@@ -426,7 +428,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   train_fn = make_train_fn(gan, config, mesh, len(train_data))
   sample_fn = make_sample_fn(gan, config.seed)
-  sample_z = jax.random.normal(seed_keys(config.seed)["sample"], (config.num_samples, gan.latent_dim))
+  sample_z = jax.jit(lambda: jax.random.normal(seed_keys(config.seed)["sample"], (config.num_samples, gan.latent_dim)),
+                     out_shardings=replicated)()
   writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
                                        enabled=is_main_process)
 

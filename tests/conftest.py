@@ -35,3 +35,10 @@ def tiny_config(**overrides):
 @pytest.fixture
 def config():
   return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def four_steps_on_one_device():
+  """The tiny config's train state after 4 single steps on this process's one device, flattened."""
+  import parallel_worker
+  return parallel_worker.flatten(parallel_worker.run_steps(tiny_config(), 4))

@@ -1,0 +1,57 @@
+"""The multi-device half of tests/test_parallel.py, run in a subprocess with fake CPU devices.
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/parallel_worker.py OUT_DIR
+
+XLA fixes the number of CPU devices at start-up, so the test process (1 device) starts
+this one. In OUT_DIR it writes: `three_steps.npz` (the state after 3 steps), `run_8/`
+(a 4-step training run), resumes `run_1/` (a 2-step run the test wrote on 1 device) to
+step 4, and `uneven_batch.txt` (the error of a batch the devices do not divide).
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from conftest import tiny_config  # noqa: E402
+from gan_jax import data, parallel, training  # noqa: E402
+
+
+def run_steps(config, num_steps: int):
+  """The train state after `num_steps` steps of `config` on every visible device, on the host."""
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.batch_size, mesh)
+  replicated = parallel.replicated(mesh)
+  gan = training.make_gan(config)
+  train = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
+  images = parallel.host_to_global(train.images, replicated)
+  state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
+  train_fn = training.make_train_fn(gan, config, mesh, len(train))
+  for _ in range(num_steps):
+    state, _ = train_fn(state, images)
+  return jax.device_get(state)
+
+
+def flatten(state) -> dict[str, np.ndarray]:
+  return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
+
+
+def main(out_dir: str):
+  assert jax.device_count() == 8, jax.devices()
+  np.savez(os.path.join(out_dir, "three_steps.npz"), **flatten(run_steps(tiny_config(), 3)))
+  training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_8"))
+  training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_1"))  # Resumes the test's run.
+  try:
+    training.train_and_evaluate(tiny_config(batch_size=12), os.path.join(out_dir, "uneven"))
+    message = "no error"
+  except ValueError as e:
+    message = str(e)
+  with open(os.path.join(out_dir, "uneven_batch.txt"), "w") as f:
+    f.write(message)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])

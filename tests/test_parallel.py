@@ -1,0 +1,82 @@
+"""Data parallelism: 8 fake CPU devices (tests/parallel_worker.py, a subprocess) against 1 here.
+
+The tiny config's batch of 8 puts one image on each of the 8 devices, so equal results
+also show that the generator's BatchNorm normalises over the global batch: per-device
+statistics of a single image would be nothing like those of the batch.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_config
+import parallel_worker
+from gan_jax import checkpoints, parallel, training
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def eight_devices(tmp_path_factory):
+  """Runs the worker once for every test here; the 1-device run it resumes is written first."""
+  out = tmp_path_factory.mktemp("parallel")
+  training.train_and_evaluate(tiny_config(total_steps=2), str(out / "run_1"))
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"}
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "parallel_worker.py"), str(out)],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return out
+
+
+def assert_states_close(actual: dict, expected: dict):
+  assert actual.keys() == expected.keys()
+  worst = max(float(np.max(np.abs(actual[k].astype(np.float64) - expected[k]))) for k in expected)
+  assert worst <= TOLERANCE, worst
+
+
+def restore_on_one_device(workdir, step):
+  config = tiny_config()
+  gan = training.make_gan(config)
+  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: training.init_state(gan, config)),
+                                       parallel.replicated(parallel.make_mesh()))
+  manager = checkpoints.make_manager(str(workdir), keep=3, read_only=True)
+  try:
+    return checkpoints.restore(manager, abstract, step)
+  finally:
+    manager.close()
+
+
+def test_three_steps_on_eight_devices_equal_one_device(eight_devices):
+  assert jax.device_count() == 1
+  on_eight = dict(np.load(eight_devices / "three_steps.npz"))
+  on_one = parallel_worker.flatten(parallel_worker.run_steps(tiny_config(), 3))
+  assert int(on_eight["['step']"]) == 3
+  assert_states_close(on_eight, on_one)
+  # The generator's running BatchNorm statistics saw the whole batch on both.
+  stats = [k for k in on_one if "batch_stats" in k]
+  assert stats and all(np.abs(on_eight[k] - on_one[k]).max() <= TOLERANCE for k in stats)
+
+
+def test_checkpoint_saved_on_eight_devices_restores_and_trains_on_one(eight_devices, four_steps_on_one_device):
+  state = restore_on_one_device(eight_devices / "run_8", 4)
+  assert_states_close(parallel_worker.flatten(jax.device_get(state)), four_steps_on_one_device)
+  state = training.train_and_evaluate(tiny_config(total_steps=6), str(eight_devices / "run_8"))
+  assert int(state["step"]) == 6
+
+
+def test_checkpoint_saved_on_one_device_resumes_on_eight(eight_devices, four_steps_on_one_device):
+  # run_1 was trained to step 2 here, then resumed to step 4 by the 8-device worker.
+  state = restore_on_one_device(eight_devices / "run_1", 4)
+  assert_states_close(parallel_worker.flatten(jax.device_get(state)), four_steps_on_one_device)
+
+
+def test_batch_the_devices_do_not_divide_is_a_config_error(eight_devices):
+  message = (eight_devices / "uneven_batch.txt").read_text()
+  assert message == "config.batch_size=12 must be divisible by the 8 devices; allowed: a multiple of 8"
+  assert not os.listdir(eight_devices / "uneven")  # Failed before writing anything.
+
