@@ -45,7 +45,7 @@ def test_one_step_updates_both_networks_and_compiles_once(config, monkeypatch):
   assert not np.array_equal(before["generator"]["batch_stats"]["project_bn"]["mean"],
                             after_one["generator"]["batch_stats"]["project_bn"]["mean"])
   assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
-                          "d_param_norm", "g_param_norm"}
+                          "d_param_norm", "g_param_norm", "d_contrastive_loss", "d_contrastive_acc"}
   assert all(np.isfinite(jax.device_get(v)).all() for v in metrics.values())
 
 
@@ -163,3 +163,35 @@ def test_steps_per_call_fuses_steps(tmp_path):
   with pytest.raises(ValueError, match=r"checkpoint is at step 4, which config.steps_per_call=3"):
     training.train_and_evaluate(tiny_config(steps_per_call=3, total_steps=6, log_every=3, save_every=3,
                                             sample_every=3), str(tmp_path))
+
+
+def test_fused_steps_equal_single_steps(four_steps_on_one_device):
+  import parallel_worker
+  single = four_steps_on_one_device
+  fused = parallel_worker.flatten(parallel_worker.run_steps(tiny_config(steps_per_call=2), 2))
+  assert int(fused["['step']"]) == 4
+  for k in single:
+    np.testing.assert_allclose(fused[k], single[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_training_calls_make_no_host_device_transfers(tmp_path, monkeypatch):
+  """Every call of the loop's compiled step runs with transfers disallowed: the state, the
+  dataset and the metrics it returns stay on the device (metrics leave at log steps only)."""
+  calls = []
+
+  def guarded_make_train_fn(*args, **kwargs):
+    train_fn = make_train_fn(*args, **kwargs)
+
+    def call(*call_args):
+      with jax.transfer_guard("disallow"):
+        out = train_fn(*call_args)
+      calls.append(out[1])
+      return out
+    return call
+
+  make_train_fn = training.make_train_fn
+  monkeypatch.setattr(training, "make_train_fn", guarded_make_train_fn)
+  state = training.train_and_evaluate(tiny_config(total_steps=4, log_every=2, save_every=4, sample_every=4),
+                                      str(tmp_path))
+  assert int(state["step"]) == 4 and len(calls) == 4
+  assert all(isinstance(v, jax.Array) for m in calls for v in m.values())
