@@ -30,7 +30,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.generator_features = 64
   config.model.discriminator_features = 64
   config.model.discriminator_stride1_convs = True
-  config.augment = ""  # The published recipe; the MNIST default adds DiffAugment.
+  config.augment = ""  # The published recipe; the MNIST default adds DiffAugment and SimCLR.
+  config.contrastive.weight = 0.0
 
   config.batch_size = 64
   config.total_steps = 100_000

@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # DiffAugment (Zhao et al. 2020) policy for every image D judges: "translation,cutout" or "".
   config.augment = "translation,cutout"
   # A SimCLR loss on two augmented views of each real image, through a projection head on D.
-  config.contrastive = ml_collections.ConfigDict(dict(weight=0.0, temperature=0.2, projection_dim=128))
+  config.contrastive = ml_collections.ConfigDict(dict(weight=1.0, temperature=0.2, projection_dim=128))
   config.n_dis = 1
   config.batch_size = 64
   config.total_steps = 5000
