@@ -1,6 +1,6 @@
 r"""Evaluates a training run: k-means and linear probes on its discriminator's features.
 
-  python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan]
+  python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan] [--validation]
 
 Uses the config saved in the workdir; writes workdir/eval/step_<step>/metrics.json and
 plots, and prints one row per representation (the GAN's discriminator and the two
@@ -23,6 +23,8 @@ _NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", None, "k of k-means (defaul
                                      "needed for unlabelled data).")
 _FEATURES = flags.DEFINE_string("features", None, "One representation for k-means and the probe (default: "
                                 "the run's config.evals.representation.{kmeans,probe}_features).")
+_VALIDATION = flags.DEFINE_bool("validation", False, "Score on a stratified 20% of the training split (fitting "
+                                "on the rest) instead of the test split: for choosing recipes.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -32,7 +34,7 @@ def main(argv):
   metric_logging.configure_cli_logging()
   try:
     metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value,
-                                          num_clusters=_NUM_CLUSTERS.value)
+                                          num_clusters=_NUM_CLUSTERS.value, validation=_VALIDATION.value)
   except workdir_lib.EvalError as e:
     sys.exit(f"eval.py: {e}")
   p = metrics["protocol"]

@@ -15,6 +15,7 @@ from conftest import REPO, tiny_config
 from gan_jax import data
 from gan_jax import training
 from gan_jax.evaluation import representation
+from gan_jax.evaluation import workdir as workdir_lib
 
 ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
 
@@ -76,6 +77,21 @@ def test_eval_py_writes_metrics_table_and_plots(trained_run):
   # Two steps of training move the discriminator away from its initialisation.
   assert (metrics["representations"]["gan_discriminator"]["kmeans"]["inertia"]
           != metrics["representations"]["random_discriminator"]["kmeans"]["inertia"])
+
+
+def test_validation_never_reads_the_test_split(trained_run, monkeypatch):
+  loaded = []
+  load_split = data.load_split
+  monkeypatch.setattr(data, "load_split",
+                      lambda data_config, split, **kw: loaded.append(split) or load_split(data_config, split, **kw))
+  metrics = workdir_lib.evaluate_workdir(str(trained_run), validation=True)
+  assert loaded == ["train"]
+  protocol = metrics["protocol"]
+  assert (protocol["train_split"], protocol["train_size"]) == ("mnist_5k:train[fit 80%]", 3200)
+  assert (protocol["test_split"], protocol["test_size"]) == ("mnist_5k:train[validation 20%]", 800)
+  assert np.sum(metrics["representations"]["raw_pixels"]["kmeans"]["contingency"], axis=1).tolist() == [80] * 10
+  saved = json.loads((trained_run / "eval" / "step_2_validation" / "metrics.json").read_text())
+  assert saved["protocol"]["kmeans"]["scored_on"] == "mnist_5k:train[validation 20%]"
 
 
 def snapshot(directory):

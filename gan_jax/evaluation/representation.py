@@ -24,7 +24,10 @@ import numpy as np
 from gan_jax import data
 from gan_jax.evaluation.protocol import evaluate
 from gan_jax.evaluation import features as features_lib
+from gan_jax.evaluation import linear_probe
 
+# Share of the training split held out by `make_evaluator(validation=True)`.
+VALIDATION_FRACTION = 0.2
 ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
 # What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
 SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
@@ -77,13 +80,26 @@ def check_config(settings: ml_collections.ConfigDict) -> None:
 
 
 def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.ConfigDict,
-                   discriminator: nn.Module, random_variables, train: data.ImageDataset | None = None) -> "Evaluator":
+                   discriminator: nn.Module, random_variables, train: data.ImageDataset | None = None,
+                   validation: bool = False) -> "Evaluator":
   """The evaluator of a run: its `settings.train_split` / `test_split` of `config.data`
-  at the run's image size; `train` is reused when it is that training split, already loaded."""
+  at the run's image size; `train` is reused when it is that training split, already loaded.
+
+  `validation`: score on a stratified 20% of the training split instead of the test
+  split (fitting on the other 80%), for choosing recipes and settings without the test set.
+  """
   load = lambda split: data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
   if train is None or settings.train_split != "train":
     train = load(settings.train_split)
-  return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings)
+  if not validation:
+    return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings)
+  if train.labels is None:
+    raise ValueError(f"{train.name} has no labels to stratify a validation split by")
+  is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, settings.seed)
+  part = lambda keep, name: data.ImageDataset(train.images[keep], train.labels[keep], train.num_classes,
+                                              f"{train.name}[{name}]")
+  return Evaluator(discriminator, random_variables, part(~is_val, "fit 80%"), part(is_val, "validation 20%"),
+                   settings)
 
 
 class Evaluator:

@@ -71,7 +71,7 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
 
 
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
-                     num_clusters: int | None = None, write: bool = True) -> dict[str, Any]:
+                     num_clusters: int | None = None, validation: bool = False, write: bool = True) -> dict[str, Any]:
   """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`.
 
   Args:
@@ -81,6 +81,8 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
       of `config.evals.representation`; its results go to `eval/step_<step>_<features>/`
       so the default's stay.
     num_clusters: k of k-means, overriding the config (needed for unlabelled data).
+    validation: fit on 80% of the training split and score on the other 20% (stratified),
+      never reading the test split: for choosing a recipe. Results go to `..._validation/`.
     write: write metrics.json and the plots (False: only return the metrics).
   Returns:
     {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}.
@@ -104,7 +106,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   config, gan, step, trained, initial = load_run(workdir, step, config)
 
   try:
-    evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial)
+    evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial, validation=validation)
   except ValueError as e:  # Missing data, or unlabelled data without num_clusters.
     raise EvalError(str(e).replace("set config.evals.representation.num_clusters",
                                    "pass --num_clusters (or set config.evals.representation.num_clusters)")) from None
@@ -126,7 +128,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
           "probe_feature_dim": {row: r["linear_probe"]["feature_dim"] for row, r in results.items()
                                 if "linear_probe" in r},
           "kmeans": {"k": evaluator.num_clusters, "n_init": settings.n_init, "whiten": settings.whiten,
-                     "fit_on": "train", "scored_on": "test", "seed": settings.seed},
+                     "fit_on": train.name, "scored_on": test.name, "seed": settings.seed},
           "linear_probe": {"objective": "multinomial logistic regression, L2 chosen on validation",
                            "l2_grid": list(linear_probe.DEFAULT_L2_GRID), "validation_fraction": 0.2,
                            "seed": settings.seed} if settings.probe and evaluator.labelled else None,
@@ -134,7 +136,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
       },
   }
   if write:
-    name = f"step_{step}" if features is None else f"step_{step}_{features}"
+    name = f"step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
     out = os.path.join(workdir, "eval", name)
     files.write_json(os.path.join(out, "metrics.json"), metrics)
     for row, row_x in row_features.items():
