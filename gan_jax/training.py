@@ -41,6 +41,8 @@ from gan_jax.evaluation import representation
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "linear")
+# Compute dtypes of `config.model.dtype`; parameters, optimizer state and losses stay float32.
+COMPUTE_DTYPES = ("float32", "bfloat16")
 # Streams of randomness derived from config.seed by fold_in, so adding one never moves another.
 _INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM = range(4)
 
@@ -72,6 +74,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.{field}={value!r} must be positive")
   if config.channels not in (1, 3):
     raise ValueError(f"config.channels={config.channels!r}; allowed: 1, 3")
+  if config.model.get("dtype", "float32") not in COMPUTE_DTYPES:
+    raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
   if config.gradient_penalty < 0:

@@ -104,6 +104,7 @@ def test_end_to_end_on_mock_tfds(tmp_path):
     ("image_size", 48, r"config.image_size=48 cannot be produced"),
     ("rotation.d_weight", -1.0, r"config.rotation.d_weight=-1.0 must be >= 0"),
     ("eval_every", 3, r"config.eval_every=3 must be a multiple of config.steps_per_call=2"),
+    ("model.dtype", "float16", r"config.model.dtype='float16'; allowed: float32, bfloat16"),
 ])
 def test_bad_config_values_are_named(field, value, message):
   config = tiny_config(steps_per_call=2, **{field: value})
@@ -195,3 +196,18 @@ def test_training_calls_make_no_host_device_transfers(tmp_path, monkeypatch):
                                       str(tmp_path))
   assert int(state["step"]) == 4 and len(calls) == 4
   assert all(isinstance(v, jax.Array) for m in calls for v in m.values())
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  config = tiny_config(**{"model.dtype": "bfloat16"})
+  gan = training.make_gan(config)
+  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  _, features = gan.discriminator.apply(state["discriminator"], jnp.zeros((2, 28, 28, 1)))
+  assert features["conv1"].dtype == jnp.bfloat16  # Computed in bfloat16 ...
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  new, metrics = jax.jit(functools.partial(training.train_step, gan=gan))(state, real)
+  dtypes = {x.dtype for x in jax.tree.leaves((new["generator"], new["discriminator"], new["g_opt_state"],
+                                               new["d_opt_state"], new["g_ema_params"]))
+            if jnp.issubdtype(x.dtype, jnp.floating)}
+  assert dtypes == {jnp.dtype(jnp.float32)}  # ... stored and updated in float32.
+  assert all(np.isfinite(float(v)) for v in metrics.values())
