@@ -204,6 +204,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                gradient_penalty: float = 0.0, ema_decay: float = 0.999, rotation_d_weight: float = 0.0,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
+               batch_sharding: jax.sharding.Sharding | None = None,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
@@ -223,6 +224,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     contrastive_weight, contrastive_temperature: a SimCLR loss (NT-Xent) on two
       translated-and-cut-out views of each real image, through D's projection head
       (as in ContraD, Jeong & Shin 2021); 0 disables it.
+    batch_sharding: how a batch is split over the devices; the latents of generated
+      batches are constrained to it, else XLA may run the generator whole on every device.
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
     d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
@@ -237,6 +240,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
 
   def generate(g_params, z_key):
     z = jax.random.normal(z_key, (batch_size, gan.latent_dim))
+    if batch_sharding is not None:
+      z = jax.lax.with_sharding_constraint(z, batch_sharding)
     images, updates = gan.generator.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
     return images, updates["batch_stats"]
 
@@ -343,7 +348,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               rotation_g_weight=rotation_g_weight,
                               augment_policy=augment.parse_policy(config.get("augment", "")),
                               contrastive_weight=contrastive_weight,
-                              contrastive_temperature=contrastive_temperature)
+                              contrastive_temperature=contrastive_temperature,
+                              batch_sharding=parallel.batch_sharded(mesh))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
   def one_step(state, images_u8):

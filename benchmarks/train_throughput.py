@@ -1,0 +1,163 @@
+r"""Training throughput of a config's GAN step: compile time, steps/s, images/s, FLOPs.
+
+  # The standard CNN GAN (32 px, batch 64, n_dis 1), single and fused steps:
+  python benchmarks/train_throughput.py --steps_per_call=1,4
+  # Beside the same step in PyTorch (benchmarks/torch_gan.py; needs the [bench] extra),
+  # eager, channels_last, and with --torch_compile also torch.compile:
+  python benchmarks/train_throughput.py --torch --torch_compile
+  # Any config and override; bfloat16 compute on an accelerator:
+  python benchmarks/train_throughput.py --config=configs/mnist_dcgan.py --config.model.dtype=bfloat16
+  # The sharded program on 1, 2, 4, 8 fake CPU devices (one subprocess each):
+  python benchmarks/train_throughput.py --fake_cpu_devices=1,2,4,8
+
+It times `training.make_train_fn`, the exact function `train.py` runs, on a synthetic
+uint8 dataset resident on the devices (the data pipeline of training, without the disk).
+Steps/s is the median over `--windows` timed windows after a warm-up call, each window
+ending in `block_until_ready`. FLOPs per step come from XLA's cost analysis of the compiled
+call; on a known accelerator the achieved FLOP/s is also given as a fraction of its peak.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10_dcgan.py", "Training config.")
+_BATCH_SIZES = flags.DEFINE_list("batch_size", None, "Global batch sizes to time (default: the config's).")
+_STEPS_PER_CALL = flags.DEFINE_list("steps_per_call", None, "Fused steps per call (default: the config's).")
+_NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 50_000, "Size of the synthetic dataset.")
+_WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows; steps/s is their median.")
+_WINDOW_STEPS = flags.DEFINE_integer("window_steps", 16, "Training steps per window (rounded up to whole calls).")
+_TORCH = flags.DEFINE_bool("torch", False, "Also time benchmarks/torch_gan.py (standard CNN only) and print the ratio.")
+_TORCH_COMPILE = flags.DEFINE_bool("torch_compile", False, "With --torch: also time PyTorch under torch.compile.")
+_FAKE_CPU_DEVICES = flags.DEFINE_list("fake_cpu_devices", None,
+                                      "Re-run on these numbers of fake CPU devices, one subprocess each.")
+
+# Dense peak FLOP/s by device kind, for the fraction of peak: (float32 as XLA runs it, bfloat16).
+# NVIDIA GPUs run float32 convolutions and matmuls as TF32 under JAX's default precision.
+PEAK_FLOPS = {
+    "NVIDIA H100 80GB HBM3": (494e12, 989e12),
+    "NVIDIA H200": (494e12, 989e12),
+    "NVIDIA A100-SXM4-80GB": (156e12, 312e12),
+    "NVIDIA A100-SXM4-40GB": (156e12, 312e12),
+    "TPU v4": (275e12, 275e12),
+    "TPU v5 lite": (197e12, 197e12),
+    "TPU v5p": (459e12, 459e12),
+    "TPU v6 lite": (918e12, 918e12),
+}
+
+
+def measure(config, num_examples: int, windows: int, window_steps: int) -> dict[str, float]:
+  """Times `config.steps_per_call` fused steps of `config`'s GAN on every device."""
+  import jax
+  import numpy as np
+  from gan_jax import parallel, training
+
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.batch_size, mesh)
+  replicated = parallel.replicated(mesh)
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
+  images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
+                                                       config.channels), dtype=np.uint8)
+  images = jax.device_put(images, replicated)
+  train_fn = training.make_train_fn(gan, config, mesh, num_examples)
+
+  start = time.perf_counter()
+  compiled = train_fn.lower(state, images).compile()
+  compile_seconds = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops_per_step = float(cost.get("flops", float("nan"))) / config.steps_per_call
+
+  state, _ = compiled(state, images)  # Warm-up.
+  jax.block_until_ready(state)
+  calls = -(-window_steps // config.steps_per_call)
+  seconds = []
+  for _ in range(windows):
+    start = time.perf_counter()
+    for _ in range(calls):
+      state, metrics = compiled(state, images)
+    jax.block_until_ready((state, metrics))
+    seconds.append((time.perf_counter() - start) / (calls * config.steps_per_call))
+  steps_per_sec = 1.0 / statistics.median(seconds)
+  result = {"compile_seconds": compile_seconds, "steps_per_sec": steps_per_sec,
+            "images_per_sec": steps_per_sec * config.batch_size * config.n_dis,
+            "flops_per_step": flops_per_step, "flops_per_sec": flops_per_step * steps_per_sec}
+  peak = PEAK_FLOPS.get(jax.devices()[0].device_kind)
+  if peak:
+    total_peak = peak[config.model.dtype == "bfloat16"] * jax.device_count()
+    result["fraction_of_peak"] = result["flops_per_sec"] / total_peak
+  return result
+
+
+def _fake_device_runs(counts: list[str]) -> None:
+  """Re-executes this script once per device count; XLA reads the count at start-up only."""
+  argv = [a for a in sys.argv if not a.startswith(("--fake_cpu_devices", "--torch", "--notorch"))]
+  for n in counts:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}"}
+    subprocess.run([sys.executable, *argv], env=env, check=True)
+
+
+def main(argv):
+  del argv
+  if _FAKE_CPU_DEVICES.value:
+    _fake_device_runs(_FAKE_CPU_DEVICES.value)
+    return
+  import jax
+  from gan_jax import training
+
+  base = _CONFIG.value
+  training.validate_config(base)
+  batch_sizes = [int(b) for b in _BATCH_SIZES.value or [base.batch_size]]
+  fused = [int(k) for k in _STEPS_PER_CALL.value or [base.steps_per_call]]
+  device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
+  print(f"JAX {jax.__version__} on {device}; model {base.model.name} {base.image_size}px, "
+        f"stride1_convs={base.model.discriminator_stride1_convs}, dtype {base.model.dtype}, n_dis {base.n_dis}, "
+        f"augment {base.get('augment', '') or 'none'}, contrastive weight {training.contrastive_settings(base)[0]}")
+  rows = {}
+  for batch_size in batch_sizes:
+    for k in fused:
+      config = base.copy_and_resolve_references()
+      config.batch_size, config.steps_per_call = batch_size, k
+      r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value)
+      rows[batch_size, k] = r
+      peak = f", {100 * r['fraction_of_peak']:.1f}% of peak" if "fraction_of_peak" in r else ""
+      print(f"batch {batch_size:4d}, steps_per_call {k:3d}: compile {r['compile_seconds']:.1f} s, "
+            f"{r['steps_per_sec']:.2f} steps/s, {r['images_per_sec']:.1f} images/s, "
+            f"{r['flops_per_step'] / 1e9:.2f} GFLOP/step, {r['flops_per_sec'] / 1e9:.1f} GFLOP/s{peak}", flush=True)
+    if len(fused) > 1:
+      one = rows[batch_size, fused[0]]["steps_per_sec"]
+      print("  fused speed-up over steps_per_call=%d: %s" % (fused[0], ", ".join(
+          f"{k}: {rows[batch_size, k]['steps_per_sec'] / one:.2f}x" for k in fused[1:])))
+
+  if _TORCH.value:
+    import torch_gan
+    if not (base.image_size == 32 and base.model.discriminator_stride1_convs and base.n_dis == 1
+            and base.model.generator_features == 64 and base.model.discriminator_features == 64
+            and base.model.latent_dim == 128 and not base.get("augment") and not training.contrastive_settings(base)[0]):
+      sys.exit("--torch compares the standard CNN GAN only: use --config=configs/cifar10_dcgan.py")
+    for batch_size in batch_sizes:
+      best = max(rows[batch_size, k]["images_per_sec"] for k in fused)
+      variants = [(False, False), (True, False)] + [(True, True)] * _TORCH_COMPILE.value
+      for channels_last, compile in variants:
+        t = torch_gan.measure(batch_size, channels_last=channels_last, compile=compile, windows=_WINDOWS.value,
+                              window_steps=_WINDOW_STEPS.value)
+        print(f"PyTorch {torch_gan.torch.__version__} ({t['threads']} threads), batch {batch_size}"
+              f"{', channels_last' if channels_last else ''}{', torch.compile' if compile else ''}: "
+              f"{t['steps_per_sec']:.2f} steps/s, "
+              f"{t['images_per_sec']:.1f} images/s; JAX / PyTorch = {best / t['images_per_sec']:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
