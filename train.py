@@ -8,6 +8,8 @@ every device it sees; on several hosts, start the same command on each with
 `--distributed` (README, "Multi-host").
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -31,8 +33,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   metric_logging.configure_cli_logging()
+  cluster = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if not _DISTRIBUTED.value and any(v is not None for v in cluster):
+    sys.exit("train.py: --coordinator_address, --num_processes and --process_id need --distributed")
   if _DISTRIBUTED.value:
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    try:
+      parallel.initialize_distributed(*cluster)
+    except (ValueError, RuntimeError) as e:
+      sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
+               "elsewhere pass --coordinator_address, --num_processes and --process_id)")
   training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

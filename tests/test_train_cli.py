@@ -38,3 +38,15 @@ def test_typo_in_config_field_fails_with_its_name(tmp_path):
   assert result.returncode != 0
   assert "totl_steps" in result.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_cluster_flags_without_distributed_and_an_undetected_cluster_are_one_line_errors(tmp_path):
+  result = run_train(tmp_path, "--num_processes=2")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "train.py: --coordinator_address, --num_processes and --process_id need --distributed")
+  result = run_train(tmp_path, "--distributed")  # No cluster here for JAX to detect.
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train.py: --distributed: ") and "--coordinator_address" in last, result.stderr[-2000:]
+  assert os.listdir(tmp_path) == []
