@@ -69,7 +69,7 @@ def measure(config, num_examples: int, windows: int, window_steps: int) -> dict[
   state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
-  images = jax.device_put(images, replicated)
+  images = parallel.host_to_global(images, replicated)
   train_fn = training.make_train_fn(gan, config, mesh, num_examples)
 
   start = time.perf_counter()

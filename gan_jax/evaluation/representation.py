@@ -98,8 +98,9 @@ def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.C
   is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, settings.seed)
   part = lambda keep, name: data.ImageDataset(train.images[keep], train.labels[keep], train.num_classes,
                                               f"{train.name}[{name}]")
-  return Evaluator(discriminator, random_variables, part(~is_val, "fit 80%"), part(is_val, "validation 20%"),
-                   settings)
+  held_out = round(100 * VALIDATION_FRACTION)
+  return Evaluator(discriminator, random_variables, part(~is_val, f"fit {100 - held_out}%"),
+                   part(is_val, f"validation {held_out}%"), settings)
 
 
 class Evaluator:
