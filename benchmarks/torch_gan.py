@@ -80,40 +80,49 @@ class TorchGAN:
   """Models, optimizers and the training step; `step()` does one generator step of work."""
 
   def __init__(self, batch_size: int = 64, n_dis: int = 1, num_examples: int = 50_000,
-               channels_last: bool = False, compile: bool = False, seed: int = 0):
+               channels_last: bool = False, compile: str = "", seed: int = 0, device: str = "cpu"):
     torch.manual_seed(seed)
-    self.batch_size, self.n_dis, self.latent_dim = batch_size, n_dis, 128
+    self.batch_size, self.n_dis, self.latent_dim, self.device = batch_size, n_dis, 128, device
     self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    self.g = Generator().apply(_init).to(memory_format=self.memory_format)
-    self.d = Discriminator().apply(_init).to(memory_format=self.memory_format)
+    self.g = Generator().apply(_init).to(device, memory_format=self.memory_format)
+    self.d = Discriminator().apply(_init).to(device, memory_format=self.memory_format)
     self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
-    if compile:  # torch.compile (Inductor) of both networks; the optimizers stay eager.
-      self.g, self.d = torch.compile(self.g), torch.compile(self.d)
-    self.g_opt = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
-    self.d_opt = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999))
-    self.images_u8 = torch.randint(0, 256, (num_examples, 3, 32, 32), dtype=torch.uint8)
-    self.permutation, self.position = torch.randperm(num_examples), 0
+    self.cuda_graphs = compile == "reduce-overhead"
+    if compile:  # torch.compile (Inductor) of both networks in this mode; the optimizers stay eager.
+      self.g, self.d = torch.compile(self.g, mode=compile), torch.compile(self.d, mode=compile)
+    fused = device != "cpu"  # Adam's one-kernel form, CUDA only.
+    self.g_opt = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
+    self.d_opt = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused)
+    self.images_u8 = torch.randint(0, 256, (num_examples, 3, 32, 32), dtype=torch.uint8, device=device)
+    self.permutation, self.position = torch.randperm(num_examples, device=device), 0
 
   def _real_batch(self):
     if self.position + self.batch_size > len(self.permutation):
-      self.permutation, self.position = torch.randperm(len(self.permutation)), 0
+      self.permutation, self.position = torch.randperm(len(self.permutation), device=self.device), 0
     idx = self.permutation[self.position:self.position + self.batch_size]
     self.position += self.batch_size
     real = self.images_u8[idx].float() / 127.5 - 1.0
     return real.contiguous(memory_format=self.memory_format)
 
+  def _new_graph_step(self) -> None:
+    """Under CUDA graphs (torch.compile's reduce-overhead), frees the last replay's outputs."""
+    if self.cuda_graphs:
+      torch.compiler.cudagraph_mark_step_begin()
+
   def step(self) -> None:
     b = self.batch_size
     for _ in range(self.n_dis):
+      self._new_graph_step()
       real = self._real_batch()
       with torch.no_grad():
-        fake = self.g(torch.randn(b, self.latent_dim))
+        fake = self.g(torch.randn(b, self.latent_dim, device=self.device))
       logits = self.d(torch.cat([real, fake]))
       d_loss = F.softplus(-logits[:b]).mean() + F.softplus(logits[b:]).mean()
       self.d_opt.zero_grad(set_to_none=True)
       d_loss.backward()
       self.d_opt.step()
-    fake = self.g(torch.randn(b, self.latent_dim))
+    self._new_graph_step()
+    fake = self.g(torch.randn(b, self.latent_dim, device=self.device))
     g_loss = F.softplus(-self.d(fake)).mean()
     self.g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
@@ -122,21 +131,36 @@ class TorchGAN:
       torch._foreach_lerp_(list(self.g_ema.parameters()), list(self.g.parameters()), 1.0 - 0.999)
 
 
-def measure(batch_size: int = 64, n_dis: int = 1, channels_last: bool = False, compile: bool = False,
-            windows: int = 5, window_steps: int = 10, warmup_steps: int = 3) -> dict[str, float]:
-  """Steady-state steps/s and images/s (real images per second): median over timed windows."""
-  gan = TorchGAN(batch_size, n_dis, channels_last=channels_last, compile=compile)
+def default_device() -> str:
+  return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def measure(batch_size: int = 64, n_dis: int = 1, channels_last: bool = False, compile: str = "",
+            windows: int = 5, window_steps: int = 10, warmup_steps: int = 3, device: str | None = None,
+            ) -> dict[str, float]:
+  """Steady-state steps/s and images/s (real images per second): median over timed windows.
+
+  `compile` is a torch.compile mode ("default", "reduce-overhead", ...) or "" for eager.
+  On CUDA, float32 convolutions and matmuls run as TF32, as JAX runs them by default.
+  """
+  device = device or default_device()
+  if device != "cpu":
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+  sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+  gan = TorchGAN(batch_size, n_dis, channels_last=channels_last, compile=compile, device=device)
   for _ in range(warmup_steps):
     gan.step()
+  sync()
   seconds = []
   for _ in range(windows):
     start = time.perf_counter()
     for _ in range(window_steps):
       gan.step()
+    sync()
     seconds.append((time.perf_counter() - start) / window_steps)
   steps_per_sec = 1.0 / statistics.median(seconds)
   return {"steps_per_sec": steps_per_sec, "images_per_sec": steps_per_sec * batch_size * n_dis,
-          "threads": torch.get_num_threads()}
+          "threads": torch.get_num_threads(), "device": device}
 
 
 def main():
@@ -144,13 +168,15 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--n_dis", type=int, default=1)
   parser.add_argument("--channels_last", action="store_true")
-  parser.add_argument("--compile", action="store_true", help="torch.compile both networks")
+  parser.add_argument("--compile", default="", help="torch.compile mode for both networks (default, "
+                      "reduce-overhead, ...); empty for eager")
   parser.add_argument("--windows", type=int, default=5)
   parser.add_argument("--window_steps", type=int, default=10)
   args = parser.parse_args()
   r = measure(args.batch_size, args.n_dis, args.channels_last, args.compile, args.windows, args.window_steps)
   print(f"PyTorch {torch.__version__} ({r['threads']} threads), standard CNN GAN 32px, batch {args.batch_size}, "
-        f"n_dis {args.n_dis}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}: "
+        f"n_dis {args.n_dis}, {r['device']}{', channels_last' if args.channels_last else ''}"
+        f"{', torch.compile ' + args.compile if args.compile else ''}: "
         f"{r['steps_per_sec']:.2f} steps/s, {r['images_per_sec']:.1f} images/s")
 
 

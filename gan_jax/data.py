@@ -249,6 +249,33 @@ def load_split(data_config, split: str, *, image_size: int, channels: int) -> Im
   return ImageDataset(images, labels, num_classes, f"{name}:{split}")
 
 
+def load_process_share(data_config, split: str, *, image_size: int, channels: int,
+                       mesh: jax.sharding.Mesh) -> ImageDataset:
+  """This process's share of a split, for an array split along the mesh's data axis.
+
+  The split is cut into one contiguous, equal part per process (the remainder dropped,
+  as `tfds.even_splits(..., drop_remainder=True)` does), in the order of the processes'
+  devices on the mesh, and each part is cut to a multiple of its process's device count.
+  A tensorflow-datasets process reads only its own part; the in-memory sources read all
+  and keep theirs. With one process: the whole split less `N mod devices` images.
+  """
+  position, num_processes, local_devices = parallel.process_share(mesh)
+  if num_processes > 1 and data_config.name not in ("mnist_5k", "image_folder"):
+    import tensorflow_datasets as tfds
+    part = tfds.even_splits(split, n=num_processes, drop_remainder=True)[position]
+    ds = load_split(data_config, part, image_size=image_size, channels=channels)
+    start, stop = 0, len(ds) - len(ds) % local_devices
+    name = f"{data_config.name}:{split} part {position + 1}/{num_processes}"
+  else:
+    ds = load_split(data_config, split, image_size=image_size, channels=channels)
+    per_process = len(ds) // num_processes
+    start = position * per_process
+    stop = start + per_process - per_process % local_devices
+    name = ds.name if (start, stop) == (0, len(ds)) else f"{ds.name}[{start}:{stop}]"
+  labels = None if ds.labels is None else ds.labels[start:stop]
+  return ImageDataset(ds.images[start:stop], labels, ds.num_classes, name)
+
+
 # ----------------------------------------------------------------------------
 # Step-indexed batches, sampled on the device.
 # ----------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
                      f"allowed: a multiple of {n}")
 
 
+def process_share(mesh: jax.sharding.Mesh) -> tuple[int, int, int]:
+  """`(position, num_processes, local_devices)`: where this process's part of an array
+  split along the data axis sits among the processes' parts, in the order the mesh
+  lays out their devices, and how many devices hold it.
+  """
+  order = list(dict.fromkeys(d.process_index for d in mesh.devices.flat))
+  local = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+  return order.index(jax.process_index()), len(order), local
+
+
 def host_to_global(x, sharding: NamedSharding) -> jax.Array:
   """A global array from this process's part of it: for a replicated sharding, the whole."""
   return jax.make_array_from_process_local_data(sharding, x)

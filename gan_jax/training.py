@@ -336,8 +336,9 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   """`train_fn(state, images_u8) -> (state, metrics)`: `config.steps_per_call` steps in one call.
 
   `images_u8` is the whole training set (uint8 `N x H x W x C`) resident on the
-  devices; each step gathers its own batches from it by `data.batch_indices`, so the
-  loop copies nothing between host and device. Metrics come back stacked, one row per step.
+  devices, replicated or split along the data axis; each step gathers its own batches
+  from it by `data.batch_indices`, so the loop copies nothing between host and device.
+  Metrics come back stacked, one row per step.
   """
   per_step = config.n_dis * config.batch_size
   data_key = seed_keys(config.seed)["data"]
@@ -406,17 +407,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # Mesh and input.
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
-  train_data = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
+  # The training set lives on the devices (uint8), split over them along the data axis:
+  # each process reads its own share, and each step's batch is a gather by
+  # `data.batch_indices` from the global array (XLA gathers on the device holding each
+  # image and all-reduces the batch), with no per-step host-to-device copy.
+  train_data = data.load_process_share(config.data, "train", image_size=config.image_size,
+                                       channels=config.channels, mesh=mesh)
+  images_u8 = parallel.host_to_global(train_data.images, parallel.batch_sharded(mesh))
+  num_examples = images_u8.shape[0]
   per_step = config.n_dis * config.batch_size
-  if per_step > len(train_data):
+  if per_step > num_examples:
     raise ValueError(f"config.batch_size={config.batch_size} x config.n_dis={config.n_dis} images per step "
-                     f"exceed the {len(train_data)} training images of {train_data.name}")
+                     f"exceed the {num_examples} training images of {train_data.name}")
   replicated = parallel.replicated(mesh)
-  # Every process holds the whole training set (uint8, on its devices): each step's batch
-  # is then a gather by `data.batch_indices` wherever it runs, with no per-step input copy.
-  images_u8 = parallel.host_to_global(train_data.images, replicated)
-  logging.info("Training on %s: %d images %s, %d device(s).", train_data.name, len(train_data),
-               train_data.images.shape[1:], jax.device_count())
+  logging.info("Training on %s: %d images %s (%d in this process), %d device(s).", train_data.name, num_examples,
+               train_data.images.shape[1:], len(train_data), jax.device_count())
 
   # Model, optimizer and state: shapes first, then the real thing, restored or initialised.
   gan = make_gan(config)
@@ -436,7 +441,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call={config.steps_per_call} "
                      "does not divide; resume with a steps_per_call that divides it")
 
-  train_fn = make_train_fn(gan, config, mesh, len(train_data))
+  train_fn = make_train_fn(gan, config, mesh, num_examples)
   sample_fn = make_sample_fn(gan, config.seed)
   sample_z = jax.jit(lambda: jax.random.normal(seed_keys(config.seed)["sample"], (config.num_samples, gan.latent_dim)),
                      out_shardings=replicated)()
@@ -455,7 +460,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # step eval_every; the controls are evaluated at the first evaluation.
     initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
     evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
-                                              initial, train=train_data)
+                                              initial, train=train_data if jax.process_count() == 1 else None)
 
   def run_evals(step):
     start = time.perf_counter()

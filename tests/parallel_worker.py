@@ -26,10 +26,11 @@ def run_steps(config, num_steps: int):
   parallel.check_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
   gan = training.make_gan(config)
-  train = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
-  images = parallel.host_to_global(train.images, replicated)
+  train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
+                                  mesh=mesh)
+  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))  # As train.py holds them.
   state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
-  train_fn = training.make_train_fn(gan, config, mesh, len(train))
+  train_fn = training.make_train_fn(gan, config, mesh, images.shape[0])
   for _ in range(num_steps):
     state, _ = train_fn(state, images)
   return jax.device_get(state)

@@ -9,6 +9,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from gan_jax import data
+from gan_jax import parallel
 
 
 def data_config(**fields):
@@ -116,3 +117,36 @@ def test_missing_tfds_data_offline_is_one_clear_error(tmp_path):
 def test_unknown_dataset_name_is_clear():
   with pytest.raises(data.DatasetError, match="config.data.name='cifar11' is not a tensorflow-datasets"):
     data.load_split(data_config(name="cifar11"), "train", image_size=32, channels=3)
+
+
+def fake_process(monkeypatch, position, num_processes, local_devices):
+  """Makes `load_process_share` see this process at `position` of a multi-process mesh."""
+  monkeypatch.setattr(parallel, "process_share", lambda mesh: (position, num_processes, local_devices))
+
+
+def test_process_share_of_an_in_memory_source_is_a_contiguous_part(monkeypatch):
+  whole = data.load_split(data_config(), "train", image_size=28, channels=1)
+  fake_process(monkeypatch, 1, 2, 3)  # Second of two processes, three devices each.
+  share = data.load_process_share(data_config(), "train", image_size=28, channels=1, mesh=None)
+  # 4,000 images: 2,000 per process, cut to 1,998 for three devices.
+  np.testing.assert_array_equal(share.images, whole.images[2000:3998])
+  np.testing.assert_array_equal(share.labels, whole.labels[2000:3998])
+  assert share.name == "mnist_5k:train[2000:3998]"
+
+
+def test_one_process_keeps_the_whole_split_less_what_its_devices_cannot_divide(monkeypatch):
+  fake_process(monkeypatch, 0, 1, 1)
+  assert data.load_process_share(data_config(), "test", image_size=28, channels=1, mesh=None).name == "mnist_5k:test"
+  fake_process(monkeypatch, 0, 1, 3)
+  assert len(data.load_process_share(data_config(), "test", image_size=28, channels=1, mesh=None)) == 999
+
+
+def test_a_tfds_process_reads_only_its_own_part(monkeypatch):
+  read = []
+  tfds_split = data._tfds_split
+  monkeypatch.setattr(data, "_tfds_split", lambda name, split, *a: read.append(split) or tfds_split(name, split, *a))
+  fake_process(monkeypatch, 1, 2, 4)
+  with tfds.testing.mock_data(num_examples=10):  # Mock data ignores the part: 10 images whatever it asks.
+    share = data.load_process_share(data_config(name="mnist"), "train", image_size=32, channels=1, mesh=None)
+  assert read == tfds.even_splits("train", n=2, drop_remainder=True)[1:]
+  assert len(share) == 8 and share.name == "mnist:train part 2/2"

@@ -37,6 +37,8 @@ def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_pa
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
   assert "4 device(s)" in outputs[0]  # One mesh over both processes' devices.
+  for i, out in enumerate(outputs):  # Each process read its own half of the 4,000 training images.
+    assert f"mnist_5k:train[{2000 * i}:{2000 * (i + 1)}]: 4000 images (28, 28, 1) (2000 in this process)" in out
   assert "eval/gan_discriminator/kmeans_acc" in outputs[0]  # The evaluator ran on every process.
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
   assert sorted(os.listdir(tmp_path / "samples")) == ["step_2.png", "step_4.png"]
