@@ -30,6 +30,7 @@ import optax
 
 from gan_jax import augment
 from gan_jax import checkpoints
+from gan_jax import conv
 from gan_jax import data
 from gan_jax import files
 from gan_jax import losses
@@ -76,6 +77,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.channels={config.channels!r}; allowed: 1, 3")
   if config.model.get("dtype", "float32") not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}")
+  if config.model.get("conv_backward", "auto") not in conv.BACKWARDS:
+    raise ValueError(f"config.model.conv_backward={config.model.conv_backward!r}; "
+                     f"allowed: {', '.join(conv.BACKWARDS)}")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
   if config.gradient_penalty < 0:
@@ -126,13 +130,14 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
   m = config.model
   dtype = jnp.dtype(m.get("dtype", "float32"))
   contrastive_weight, _, projection_dim = contrastive_settings(config)
+  conv_backward = m.get("conv_backward", "auto")
   generator = module.Generator(image_size=config.image_size, channels=config.channels,
-                               base_features=m.generator_features, dtype=dtype)
+                               base_features=m.generator_features, conv_backward=conv_backward, dtype=dtype)
   discriminator = module.Discriminator(image_size=config.image_size, base_features=m.discriminator_features,
                                        stride1_convs=m.discriminator_stride1_convs,
                                        rotation_head=any(rotation_weights(config)),
                                        projection_dim=projection_dim if contrastive_weight else 0,
-                                       dtype=dtype)
+                                       conv_backward=conv_backward, dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
              make_optimizer(config.d_optimizer, config.total_steps * config.n_dis),
