@@ -67,8 +67,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.d_optimizer = ml_collections.ConfigDict(
       dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="constant"))
 
-  config.steps_per_call = 1
-  config.log_every = 50
+  # Steps fused into one compiled call (measured: 1.20x the steps/s of single steps for this
+  # config on a 2-core CPU; 1.05-1.25x for the standard CNN on an H100); every *_every
+  # below must be a multiple of it.
+  config.steps_per_call = 4
+  config.log_every = 100
   config.save_every = 500
   config.keep = 3
   config.sample_every = 500

@@ -17,6 +17,7 @@ def tiny_config(**overrides):
   config.model.generator_features = 8
   config.model.discriminator_features = 8
   config.batch_size = 8
+  config.steps_per_call = 1
   config.total_steps = 4
   config.log_every = 2
   config.save_every = 2
