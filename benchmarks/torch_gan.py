@@ -87,7 +87,6 @@ class TorchGAN:
     self.g = Generator().apply(_init).to(device, memory_format=self.memory_format)
     self.d = Discriminator().apply(_init).to(device, memory_format=self.memory_format)
     self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
-    self.cuda_graphs = compile == "reduce-overhead"
     if compile:  # torch.compile (Inductor) of both networks in this mode; the optimizers stay eager.
       self.g, self.d = torch.compile(self.g, mode=compile), torch.compile(self.d, mode=compile)
     fused = device != "cpu"  # Adam's one-kernel form, CUDA only.
@@ -104,15 +103,9 @@ class TorchGAN:
     real = self.images_u8[idx].float() / 127.5 - 1.0
     return real.contiguous(memory_format=self.memory_format)
 
-  def _new_graph_step(self) -> None:
-    """Under CUDA graphs (torch.compile's reduce-overhead), frees the last replay's outputs."""
-    if self.cuda_graphs:
-      torch.compiler.cudagraph_mark_step_begin()
-
   def step(self) -> None:
     b = self.batch_size
     for _ in range(self.n_dis):
-      self._new_graph_step()
       real = self._real_batch()
       with torch.no_grad():
         fake = self.g(torch.randn(b, self.latent_dim, device=self.device))
@@ -121,7 +114,6 @@ class TorchGAN:
       self.d_opt.zero_grad(set_to_none=True)
       d_loss.backward()
       self.d_opt.step()
-    self._new_graph_step()
     fake = self.g(torch.randn(b, self.latent_dim, device=self.device))
     g_loss = F.softplus(-self.d(fake)).mean()
     self.g_opt.zero_grad(set_to_none=True)

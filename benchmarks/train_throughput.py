@@ -14,9 +14,8 @@ It times `training.make_train_fn`, the exact function `train.py` runs, on a synt
 uint8 dataset resident on the devices (the data pipeline of training, without the disk).
 Steps/s is the median over `--windows` timed windows after a warm-up call, each window
 ending in `block_until_ready`. FLOPs per step come from XLA's cost analysis of the lowered
-call (it counts G's upsampling as the 3x3 sub-pixel convolutions it runs: 2.25x the
-multiply-adds of the 4x4 transposed convolutions they compute); on a known accelerator
-the achieved FLOP/s is also given as a fraction of its peak.
+single-step program on the CPU backend (in a subprocess on accelerators); on a known
+accelerator the achieved FLOP/s is also given as a fraction of its peak.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows; steps/s is their m
 _WINDOW_STEPS = flags.DEFINE_integer("window_steps", 16, "Training steps per window (rounded up to whole calls).")
 _TORCH = flags.DEFINE_bool("torch", False, "Also time benchmarks/torch_gan.py (standard CNN only) and print the ratio.")
 _TORCH_COMPILE = flags.DEFINE_bool("torch_compile", False, "With --torch: also time PyTorch under torch.compile.")
+_FLOPS_ONLY = flags.DEFINE_bool("flops_only", False, "Only print FLOPs per step (how a GPU run gets them).")
 _FAKE_CPU_DEVICES = flags.DEFINE_list("fake_cpu_devices", None,
                                       "Re-run on these numbers of fake CPU devices, one subprocess each.")
 
@@ -58,8 +58,8 @@ PEAK_FLOPS = {
 }
 
 
-def measure(config, num_examples: int, windows: int, window_steps: int) -> dict[str, float]:
-  """Times `config.steps_per_call` fused steps of `config`'s GAN on every device."""
+def _program(config, num_examples: int):
+  """`(train_fn, state, images)`: the compiled-to-be training call and its inputs."""
   import jax
   import numpy as np
   from gan_jax import parallel, training
@@ -73,16 +73,38 @@ def measure(config, num_examples: int, windows: int, window_steps: int) -> dict[
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))  # Split over the devices, as in train.py.
-  train_fn = training.make_train_fn(gan, config, mesh, num_examples)
+  return training.make_train_fn(gan, config, mesh, num_examples), state, images
 
+
+def step_flops(config, num_examples: int) -> float:
+  """FLOPs of one training step: XLA's cost analysis of the single-step program as lowered
+  for this CPU. (A compiled GPU program's count misses cuDNN's convolutions, which are
+  custom calls, and counts a scan's body once; the GPU client analyses no lowered one.)"""
+  config = config.copy_and_resolve_references()
+  config.steps_per_call = 1
+  train_fn, state, images = _program(config, num_examples)
+  return float((train_fn.lower(state, images).cost_analysis() or {}).get("flops", float("nan")))
+
+
+def _flops_from_cpu(batch_sizes: list[int]) -> dict[int, float]:
+  """`step_flops` for each batch size, from this script re-run on the CPU backend."""
+  argv = [a for a in sys.argv if not a.startswith(("--fake_cpu_devices", "--torch", "--notorch"))]
+  out = subprocess.run([sys.executable, *argv, "--flops_only"], env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                       check=True, capture_output=True, text=True).stdout
+  return {int(b): float(f) for line in out.splitlines() if line.startswith("FLOPS ") for b, f in [line.split()[1:]]}
+
+
+def measure(config, num_examples: int, windows: int, window_steps: int,
+            flops_per_step: float | None = None) -> dict[str, float]:
+  """Times `config.steps_per_call` fused steps of `config`'s GAN on every device."""
+  import jax
+
+  train_fn, state, images = _program(config, num_examples)
   start = time.perf_counter()
-  lowered = train_fn.lower(state, images)
-  compiled = lowered.compile()
+  compiled = train_fn.lower(state, images).compile()
   compile_seconds = time.perf_counter() - start
-  # The program before backend passes: the compiled one's count misses cuDNN's convolutions
-  # on GPU (custom calls) and counts a scan's body once.
-  cost = lowered.cost_analysis() or {}
-  flops_per_step = float(cost.get("flops", float("nan"))) / config.steps_per_call
+  if flops_per_step is None:
+    flops_per_step = step_flops(config, num_examples)
 
   state, _ = compiled(state, images)  # Warm-up.
   jax.block_until_ready(state)
@@ -125,6 +147,13 @@ def main(argv):
   base = _CONFIG.value
   training.validate_config(base)
   batch_sizes = [int(b) for b in _BATCH_SIZES.value or [base.batch_size]]
+  if _FLOPS_ONLY.value:
+    for batch_size in batch_sizes:
+      config = base.copy_and_resolve_references()
+      config.batch_size = batch_size
+      print(f"FLOPS {batch_size} {step_flops(config, _NUM_EXAMPLES.value)}")
+    return
+  flops = _flops_from_cpu(batch_sizes) if jax.default_backend() != "cpu" else {}
   fused = [int(k) for k in _STEPS_PER_CALL.value or [base.steps_per_call]]
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
   print(f"JAX {jax.__version__} on {device}; model {base.model.name} {base.image_size}px, "
@@ -135,7 +164,7 @@ def main(argv):
     for k in fused:
       config = base.copy_and_resolve_references()
       config.batch_size, config.steps_per_call = batch_size, k
-      r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value)
+      r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value, flops.get(batch_size))
       rows[batch_size, k] = r
       peak = f", {100 * r['fraction_of_peak']:.1f}% of peak" if "fraction_of_peak" in r else ""
       print(f"batch {batch_size:4d}, steps_per_call {k:3d}: compile {r['compile_seconds']:.1f} s, "
@@ -155,10 +184,10 @@ def main(argv):
       sys.exit("--torch compares the float32 standard CNN GAN only: use --config=configs/cifar10_dcgan.py")
     for batch_size in batch_sizes:
       best = max(rows[batch_size, k]["images_per_sec"] for k in fused)
-      # Eager, eager channels_last, and torch.compile (with CUDA graphs too on a GPU).
+      # Eager, eager channels_last, and torch.compile.
       variants = [("", False), ("", True)]
       if _TORCH_COMPILE.value:
-        variants += [("default", True)] + [("reduce-overhead", True)] * (torch_gan.default_device() != "cpu")
+        variants += [("default", True)]
       for compile, channels_last in variants:
         name = f"{', channels_last' if channels_last else ''}{', torch.compile ' + compile if compile else ''}"
         try:

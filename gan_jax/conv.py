@@ -3,9 +3,10 @@
 A 4x4 stride-2 'SAME' convolution on an even-sized input is a 2x2 stride-1 convolution
 in phase space (space-to-depth of the input padded by 1), and its transpose, the
 generator's 2x upsampling, is a 2x2 stride-1 convolution followed by depth-to-space.
-On XLA:CPU this matters: the strided forms' gradients are input-dilated convolutions,
-which its fast convolution library does not take, and ran 2-4x slower than a plain
-convolution here (`benchmarks/step_parts.py`). Every function here is the same function
+On XLA:CPU this matters most: the strided forms' gradients are input-dilated
+convolutions, which its fast convolution library does not take, and ran 2-4x slower than
+a plain convolution here (`benchmarks/step_parts.py`); on an H100 the hand-written
+gradients made the standard CNN step 1.11-1.17x faster too. Every function here is the same function
 as the plain form (tested to 1e-5); only the arithmetic that computes it differs.
 """
 
@@ -19,9 +20,10 @@ from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 # `backward=`: "phase" computes the gradients of the 4x4 stride-2 convolutions and of
-# `upsample2x` by hand (in phase space, as matrix products), "xla" leaves them to XLA, "auto" is "phase" on CPU and "xla" elsewhere
-# (cuDNN takes strided gradients natively).
-BACKWARDS = ("auto", "xla", "phase")
+# `upsample2x` by hand (in phase space, as matrix products), "xla" leaves them to XLA.
+# "phase" measured faster on a 2-core CPU (1.67x the standard CNN step) and on an H100
+# (1.11-1.17x); not measured on TPU.
+BACKWARDS = ("phase", "xla")
 # Input pixels from which the kernel gradient in phase space beat XLA's (measured: 32x32
 # won, 16x16 and 8x8 lost, on a 2-core x86 CPU).
 PHASE_KERNEL_GRAD_MIN_PIXELS = 1024
@@ -58,7 +60,7 @@ def _from_phase_kernel(k2_2x2x4IxO: jax.Array) -> jax.Array:
   return k2_2x2x4IxO.reshape(2, 2, 2, 2, i4 // 4, o).transpose(0, 2, 1, 3, 4, 5).reshape(4, 4, i4 // 4, o)
 
 
-def upsample2x(x_BxHxWxI: jax.Array, kernel_4x4xIxO: jax.Array, backward: str = "auto") -> jax.Array:
+def upsample2x(x_BxHxWxI: jax.Array, kernel_4x4xIxO: jax.Array, backward: str = "phase") -> jax.Array:
   """`nn.ConvTranspose(O, (4, 4), strides=(2, 2), padding='SAME')` with this kernel:
   `B x H x W x I -> B x 2H x 2W x O`, as one 2x2 stride-1 convolution + depth-to-space.
 
@@ -71,7 +73,7 @@ def upsample2x(x_BxHxWxI: jax.Array, kernel_4x4xIxO: jax.Array, backward: str = 
   i, o = kernel_4x4xIxO.shape[2:]
   k = kernel_4x4xIxO.reshape(2, 2, 2, 2, i, o)[:, ::-1, :, ::-1]  # ty, by, tx, bx: tap 2t + 1 - b
   k2 = k.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, i, 4 * o)
-  conv = _conv2x2_product_grad if _resolve(backward) == "phase" else _conv2x2
+  conv = _conv2x2_product_grad if _checked(backward) == "phase" else _conv2x2
   return depth_to_space(conv(_pad1(x_BxHxWxI), k2))[:, 1:-1, 1:-1]
 
 
@@ -104,11 +106,9 @@ def _conv2x2_bwd(residuals, g):
 _conv2x2_product_grad.defvjp(_conv2x2_fwd, _conv2x2_bwd)
 
 
-def _resolve(backward: str) -> str:
+def _checked(backward: str) -> str:
   if backward not in BACKWARDS:
     raise ValueError(f"config.model.conv_backward={backward!r}; allowed: {', '.join(BACKWARDS)}")
-  if backward == "auto":
-    return "phase" if jax.default_backend() == "cpu" else "xla"
   return backward
 
 
@@ -159,10 +159,11 @@ def _phase_conv_bwd(stride, residuals, g):
 _phase_conv.defvjp(_phase_conv_fwd, _phase_conv_bwd)
 
 
-def conv2d(x_BxHxWxI: jax.Array, kernel_KxKxIxO: jax.Array, stride: int = 1, backward: str = "auto") -> jax.Array:
+def conv2d(x_BxHxWxI: jax.Array, kernel_KxKxIxO: jax.Array, stride: int = 1, backward: str = "phase") -> jax.Array:
   """A 'SAME' convolution, NHWC x HWIO, the same function as `nn.Conv(padding='SAME')`;
   its gradient per `backward` (see `BACKWARDS`), for 4x4 stride-2 kernels on even sizes."""
   h, w = x_BxHxWxI.shape[1:3]
-  if _resolve(backward) == "phase" and stride == 2 and kernel_KxKxIxO.shape[:2] == (4, 4) and h % 2 == 0 and w % 2 == 0:
+  phase_form = stride == 2 and kernel_KxKxIxO.shape[:2] == (4, 4) and h % 2 == 0 and w % 2 == 0
+  if _checked(backward) == "phase" and phase_form:
     return _phase_conv(x_BxHxWxI, kernel_KxKxIxO, stride)
   return _plain(x_BxHxWxI, kernel_KxKxIxO, stride)

@@ -77,7 +77,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.channels={config.channels!r}; allowed: 1, 3")
   if config.model.get("dtype", "float32") not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}")
-  if config.model.get("conv_backward", "auto") not in conv.BACKWARDS:
+  if config.model.get("conv_backward", "phase") not in conv.BACKWARDS:
     raise ValueError(f"config.model.conv_backward={config.model.conv_backward!r}; "
                      f"allowed: {', '.join(conv.BACKWARDS)}")
   if not 0.0 <= config.ema_decay < 1.0:
@@ -130,7 +130,7 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
   m = config.model
   dtype = jnp.dtype(m.get("dtype", "float32"))
   contrastive_weight, _, projection_dim = contrastive_settings(config)
-  conv_backward = m.get("conv_backward", "auto")
+  conv_backward = m.get("conv_backward", "phase")
   generator = module.Generator(image_size=config.image_size, channels=config.channels,
                                base_features=m.generator_features, conv_backward=conv_backward, dtype=dtype)
   discriminator = module.Discriminator(image_size=config.image_size, base_features=m.discriminator_features,

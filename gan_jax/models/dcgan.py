@@ -51,7 +51,7 @@ class Upsample2x(nn.Module):
   """
   features: int
   use_bias: bool = True
-  backward: str = "auto"
+  backward: str = "phase"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -69,7 +69,7 @@ class Conv(nn.Module):
   features: int
   kernel_size: int
   stride: int = 1
-  backward: str = "auto"
+  backward: str = "phase"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -89,7 +89,7 @@ class Generator(nn.Module):
   # Running statistics keep `momentum` of the old value per training-mode call; 0 makes
   # them the statistics of the current batch (used to set the EMA generator's).
   bn_momentum: float = 0.9
-  conv_backward: str = "auto"  # How upsampling gradients are computed: `conv.BACKWARDS`.
+  conv_backward: str = "phase"  # How upsampling gradients are computed: `conv.BACKWARDS`.
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -126,7 +126,7 @@ class Discriminator(nn.Module):
   stride1_convs: bool = True
   rotation_head: bool = False
   projection_dim: int = 0
-  conv_backward: str = "auto"  # How 4x4 stride-2 gradients are computed: `conv.BACKWARDS`.
+  conv_backward: str = "phase"  # How 4x4 stride-2 gradients are computed: `conv.BACKWARDS`.
   dtype: Any = jnp.float32
 
   @nn.compact
