@@ -105,6 +105,13 @@ def measure(config, num_examples: int, windows: int, window_steps: int,
   compile_seconds = time.perf_counter() - start
   if flops_per_step is None:
     flops_per_step = step_flops(config, num_examples)
+  # What one device runs, after partitioning: on CPU the compiled count is complete (no
+  # custom calls, fused steps unrolled); it shows the step split over the devices.
+  device_flops = float("nan")
+  if jax.default_backend() == "cpu":
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    device_flops = float(cost.get("flops", float("nan"))) / config.steps_per_call
 
   state, _ = compiled(state, images)  # Warm-up.
   jax.block_until_ready(state)
@@ -119,7 +126,8 @@ def measure(config, num_examples: int, windows: int, window_steps: int,
   steps_per_sec = 1.0 / statistics.median(seconds)
   result = {"compile_seconds": compile_seconds, "steps_per_sec": steps_per_sec,
             "images_per_sec": steps_per_sec * config.batch_size * config.n_dis,
-            "flops_per_step": flops_per_step, "flops_per_sec": flops_per_step * steps_per_sec}
+            "flops_per_step": flops_per_step, "flops_per_sec": flops_per_step * steps_per_sec,
+            "device_flops_per_step": device_flops}
   peak = PEAK_FLOPS.get(jax.devices()[0].device_kind)
   if peak:
     total_peak = peak[config.model.dtype == "bfloat16"] * jax.device_count()
@@ -167,6 +175,8 @@ def main(argv):
       r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value, flops.get(batch_size))
       rows[batch_size, k] = r
       peak = f", {100 * r['fraction_of_peak']:.1f}% of peak" if "fraction_of_peak" in r else ""
+      if jax.device_count() > 1 and r["device_flops_per_step"] == r["device_flops_per_step"]:
+        peak += f", {r['device_flops_per_step'] / 1e9:.2f} GFLOP/step on each device"
       print(f"batch {batch_size:4d}, steps_per_call {k:3d}: compile {r['compile_seconds']:.1f} s, "
             f"{r['steps_per_sec']:.2f} steps/s, {r['images_per_sec']:.1f} images/s, "
             f"{r['flops_per_step'] / 1e9:.2f} GFLOP/step, {r['flops_per_sec'] / 1e9:.1f} GFLOP/s{peak}", flush=True)

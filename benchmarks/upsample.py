@@ -37,7 +37,7 @@ def main():
   subpixel = time_grad(Upsample2x(args.out), x, args.repeats)
   transposed = time_grad(nn.ConvTranspose(args.out, (4, 4), (2, 2), padding="SAME"), x, args.repeats)
   print(f"device: {jax.devices()[0].device_kind}; input {x.shape} -> {args.out} channels at 2x")
-  print(f"Upsample2x (conv3x3 + depth-to-space): {subpixel * 1e3:.1f} ms per forward+backward")
+  print(f"Upsample2x (conv2x2 + depth-to-space): {subpixel * 1e3:.1f} ms per forward+backward")
   print(f"nn.ConvTranspose 4x4 stride 2:        {transposed * 1e3:.1f} ms per forward+backward")
   print(f"speed-up: {transposed / subpixel:.1f}x")
 
