@@ -73,7 +73,7 @@ def upsample2x(x_BxHxWxI: jax.Array, kernel_4x4xIxO: jax.Array, backward: str = 
   i, o = kernel_4x4xIxO.shape[2:]
   k = kernel_4x4xIxO.reshape(2, 2, 2, 2, i, o)[:, ::-1, :, ::-1]  # ty, by, tx, bx: tap 2t + 1 - b
   k2 = k.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, i, 4 * o)
-  conv = _conv2x2_product_grad if _checked(backward) == "phase" else _conv2x2
+  conv = _conv2x2_product_grad if check_backward(backward) == "phase" else _conv2x2
   return depth_to_space(conv(_pad1(x_BxHxWxI), k2))[:, 1:-1, 1:-1]
 
 
@@ -106,7 +106,8 @@ def _conv2x2_bwd(residuals, g):
 _conv2x2_product_grad.defvjp(_conv2x2_fwd, _conv2x2_bwd)
 
 
-def _checked(backward: str) -> str:
+def check_backward(backward: str) -> str:
+  """`backward` if it is one of `BACKWARDS`, else the config error naming the choices."""
   if backward not in BACKWARDS:
     raise ValueError(f"config.model.conv_backward={backward!r}; allowed: {', '.join(BACKWARDS)}")
   return backward
@@ -164,6 +165,6 @@ def conv2d(x_BxHxWxI: jax.Array, kernel_KxKxIxO: jax.Array, stride: int = 1, bac
   its gradient per `backward` (see `BACKWARDS`), for 4x4 stride-2 kernels on even sizes."""
   h, w = x_BxHxWxI.shape[1:3]
   phase_form = stride == 2 and kernel_KxKxIxO.shape[:2] == (4, 4) and h % 2 == 0 and w % 2 == 0
-  if _checked(backward) == "phase" and phase_form:
+  if check_backward(backward) == "phase" and phase_form:
     return _phase_conv(x_BxHxWxI, kernel_KxKxIxO, stride)
   return _plain(x_BxHxWxI, kernel_KxKxIxO, stride)

@@ -77,9 +77,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.channels={config.channels!r}; allowed: 1, 3")
   if config.model.get("dtype", "float32") not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}")
-  if config.model.get("conv_backward", "phase") not in conv.BACKWARDS:
-    raise ValueError(f"config.model.conv_backward={config.model.conv_backward!r}; "
-                     f"allowed: {', '.join(conv.BACKWARDS)}")
+  conv.check_backward(config.model.get("conv_backward", "phase"))
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
   if config.gradient_penalty < 0:
