@@ -89,8 +89,11 @@ def step_flops(config, num_examples: int) -> float:
 def _flops_from_cpu(batch_sizes: list[int]) -> dict[int, float]:
   """`step_flops` for each batch size, from this script re-run on the CPU backend."""
   argv = [a for a in sys.argv if not a.startswith(("--fake_cpu_devices", "--torch", "--notorch"))]
-  out = subprocess.run([sys.executable, *argv, "--flops_only"], env={**os.environ, "JAX_PLATFORMS": "cpu"},
-                       check=True, capture_output=True, text=True).stdout
+  run = subprocess.run([sys.executable, *argv, "--flops_only"], env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                       capture_output=True, text=True)
+  if run.returncode:
+    sys.exit(f"counting FLOPs on the CPU backend failed:\n{run.stderr[-2000:]}")
+  out = run.stdout
   return {int(b): float(f) for line in out.splitlines() if line.startswith("FLOPS ") for b, f in [line.split()[1:]]}
 
 
@@ -172,7 +175,9 @@ def main(argv):
     for k in fused:
       config = base.copy_and_resolve_references()
       config.batch_size, config.steps_per_call = batch_size, k
-      r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value, flops.get(batch_size))
+      # On CPU `measure` counts in process; elsewhere only the CPU lowering's count is right.
+      r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value,
+                  flops.get(batch_size, float("nan")) if jax.default_backend() != "cpu" else None)
       rows[batch_size, k] = r
       peak = f", {100 * r['fraction_of_peak']:.1f}% of peak" if "fraction_of_peak" in r else ""
       if jax.device_count() > 1 and r["device_flops_per_step"] == r["device_flops_per_step"]:

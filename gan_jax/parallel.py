@@ -49,9 +49,12 @@ def process_share(mesh: jax.sharding.Mesh) -> tuple[int, int, int]:
   split along the data axis sits among the processes' parts, in the order the mesh
   lays out their devices, and how many devices hold it.
   """
-  order = list(dict.fromkeys(d.process_index for d in mesh.devices.flat))
-  local = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
-  return order.index(jax.process_index()), len(order), local
+  processes = [d.process_index for d in mesh.devices.flat]
+  order = list(dict.fromkeys(processes))
+  counts = {p: processes.count(p) for p in order}
+  if len(set(counts.values())) > 1:  # Equal shares need equal device counts.
+    raise ValueError(f"every process must have the same number of devices; the mesh has {counts}")
+  return order.index(jax.process_index()), len(order), counts[jax.process_index()]
 
 
 def host_to_global(x, sharding: NamedSharding) -> jax.Array:
