@@ -76,6 +76,12 @@ def _program(config, num_examples: int):
   return training.make_train_fn(gan, config, mesh, num_examples), state, images
 
 
+def _with_batch(config, batch_size: int):
+  config = config.copy_and_resolve_references()
+  config.batch_size = batch_size
+  return config
+
+
 def step_flops(config, num_examples: int) -> float:
   """FLOPs of one training step: XLA's cost analysis of the single-step program as lowered
   for this CPU. (A compiled GPU program's count misses cuDNN's convolutions, which are
@@ -97,8 +103,7 @@ def _flops_from_cpu(batch_sizes: list[int]) -> dict[int, float]:
   return {int(b): float(f) for line in out.splitlines() if line.startswith("FLOPS ") for b, f in [line.split()[1:]]}
 
 
-def measure(config, num_examples: int, windows: int, window_steps: int,
-            flops_per_step: float | None = None) -> dict[str, float]:
+def measure(config, num_examples: int, windows: int, window_steps: int, flops_per_step: float) -> dict[str, float]:
   """Times `config.steps_per_call` fused steps of `config`'s GAN on every device."""
   import jax
 
@@ -106,8 +111,6 @@ def measure(config, num_examples: int, windows: int, window_steps: int,
   start = time.perf_counter()
   compiled = train_fn.lower(state, images).compile()
   compile_seconds = time.perf_counter() - start
-  if flops_per_step is None:
-    flops_per_step = step_flops(config, num_examples)
   # What one device runs, after partitioning: on CPU the compiled count is complete (no
   # custom calls, fused steps unrolled); it shows the step split over the devices.
   device_flops = float("nan")
@@ -160,11 +163,14 @@ def main(argv):
   batch_sizes = [int(b) for b in _BATCH_SIZES.value or [base.batch_size]]
   if _FLOPS_ONLY.value:
     for batch_size in batch_sizes:
-      config = base.copy_and_resolve_references()
-      config.batch_size = batch_size
-      print(f"FLOPS {batch_size} {step_flops(config, _NUM_EXAMPLES.value)}")
+      print(f"FLOPS {batch_size} {step_flops(_with_batch(base, batch_size), _NUM_EXAMPLES.value)}")
     return
-  flops = _flops_from_cpu(batch_sizes) if jax.default_backend() != "cpu" else {}
+  # Once per batch size: the count does not depend on steps_per_call. Only the CPU
+  # lowering's count is right, so accelerators get it from a CPU subprocess.
+  if jax.default_backend() == "cpu":
+    flops = {b: step_flops(_with_batch(base, b), _NUM_EXAMPLES.value) for b in batch_sizes}
+  else:
+    flops = _flops_from_cpu(batch_sizes)
   fused = [int(k) for k in _STEPS_PER_CALL.value or [base.steps_per_call]]
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
   print(f"JAX {jax.__version__} on {device}; model {base.model.name} {base.image_size}px, "
@@ -175,9 +181,8 @@ def main(argv):
     for k in fused:
       config = base.copy_and_resolve_references()
       config.batch_size, config.steps_per_call = batch_size, k
-      # On CPU `measure` counts in process; elsewhere only the CPU lowering's count is right.
       r = measure(config, _NUM_EXAMPLES.value, _WINDOWS.value, _WINDOW_STEPS.value,
-                  flops.get(batch_size, float("nan")) if jax.default_backend() != "cpu" else None)
+                  flops.get(batch_size, float("nan")))
       rows[batch_size, k] = r
       peak = f", {100 * r['fraction_of_peak']:.1f}% of peak" if "fraction_of_peak" in r else ""
       if jax.device_count() > 1 and r["device_flops_per_step"] == r["device_flops_per_step"]:
