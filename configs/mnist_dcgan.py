@@ -49,9 +49,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 2x2 convolutions in space-to-depth form and matrix products; measured faster on CPU
   # and GPU) or "xla" (XLA's own); the same function either way.
   config.model.conv_backward = "phase"
+  # The GAN-native heads, off here: InfoGAN's codes (configs/mnist_infogan.py) and the
+  # semi-supervised K+1 discriminator (configs/mnist_ssl.py).
+  config.infogan = ml_collections.ConfigDict(dict(
+      categories=0, continuous=0, categorical_weight=1.0, continuous_weight=0.1, hidden=128, noise_std=1.0,
+      real_weight=0.0))
+  config.ssl = ml_collections.ConfigDict(dict(
+      labels_per_class=0, num_classes=10, supervised_weight=1.0, unsupervised_weight=1.0,
+      feature_matching=True, batch_size=0))
 
   config.loss = "non_saturating"
-  config.gradient_penalty = 0.0
+  config.gradient_penalty = 0.0  # WGAN-GP weight (with loss="wasserstein").
+  config.r1_gamma = 0.0  # R1 regulariser on real images (Mescheder et al. 2018): gamma / 2 x E||grad D||^2.
   # SS-GAN self-supervision (Chen et al. 2019): D also predicts the rotation of real images.
   config.rotation = ml_collections.ConfigDict(dict(d_weight=0.0, g_weight=0.0))
   # DiffAugment (Zhao et al. 2020) policy for every image D judges: "translation,cutout" or "".

@@ -276,6 +276,24 @@ def load_process_share(data_config, split: str, *, image_size: int, channels: in
   return ImageDataset(ds.images[start:stop], labels, ds.num_classes, name)
 
 
+def labelled_subset(labels: np.ndarray, per_class: int, seed: int, num_classes: int) -> np.ndarray:
+  """Sorted indices of `per_class` examples of each of `num_classes` classes, drawn by `seed`:
+  the labelled part of a semi-supervised run (the other examples count as unlabelled)."""
+  labels = np.asarray(labels)
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise DatasetError(f"labels run from {labels.min()} to {labels.max()}, outside the "
+                       f"config.ssl.num_classes={num_classes} classes")
+  rng = np.random.default_rng(seed)
+  chosen = []
+  for c in range(num_classes):
+    members = np.flatnonzero(labels == c)
+    if len(members) < per_class:
+      raise DatasetError(f"config.ssl.labels_per_class={per_class}: class {c} has only {len(members)} "
+                         "training examples")
+    chosen.append(rng.choice(members, per_class, replace=False))
+  return np.sort(np.concatenate(chosen))
+
+
 # ----------------------------------------------------------------------------
 # Step-indexed batches, sampled on the device.
 # ----------------------------------------------------------------------------

@@ -79,17 +79,58 @@ def gradient_penalty(discriminate: Callable[[jax.Array], jax.Array], real_BxHxWx
   return jnp.mean((norms_B - 1.0) ** 2)
 
 
+def r1_penalty(discriminate: Callable[[jax.Array], jax.Array], real_BxHxWxC: jax.Array) -> jax.Array:
+  """R1 (Mescheder et al. 2018): mean over real images of ||grad_x D(x)||^2.
+
+  Multiply by gamma / 2 outside (`config.r1_gamma`); `discriminate` maps images to logits.
+  """
+  grads = jax.grad(lambda x: jnp.sum(discriminate(x)))(real_BxHxWxC)
+  return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1))
+
+
 def rotate90(images_BxHxWxC: jax.Array, quarter_turns_B: jax.Array) -> jax.Array:
   """Each square image rotated counter-clockwise by its own number of quarter turns (0-3)."""
   turns = jnp.stack([jnp.rot90(images_BxHxWxC, k, axes=(1, 2)) for k in range(4)], axis=1)
   return jnp.take_along_axis(turns, quarter_turns_B[:, None, None, None, None], axis=1)[:, 0]
 
 
-def rotation_loss(rotation_logits_Bx4: jax.Array, quarter_turns_B: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """The self-supervised loss of SS-GAN (Chen et al. 2019): cross-entropy of predicting
-  the rotation applied to each image. Returns (mean loss, accuracy)."""
-  loss = optax.softmax_cross_entropy_with_integer_labels(rotation_logits_Bx4, quarter_turns_B).mean()
-  return loss, (rotation_logits_Bx4.argmax(-1) == quarter_turns_B).mean()
+def classification_loss(logits_BxK: jax.Array, labels_B: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Softmax cross-entropy against integer labels. Returns (mean loss, accuracy).
+
+  The loss of every classifying head here: SS-GAN's rotation head (labels: the quarter
+  turns applied), InfoGAN's categorical code (labels: the code each fake was made from;
+  the variational lower bound of the mutual information, less the constant H(c)) and the
+  K+1 discriminator's supervised term (labels: the labelled subset's classes).
+  """
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, labels_B).mean()
+  return loss, (logits_BxK.argmax(-1) == labels_B).mean()
+
+
+rotation_loss = classification_loss  # SS-GAN (Chen et al. 2019): predict each image's rotation.
+
+
+def continuous_code_loss(mean_BxC: jax.Array, codes_BxC: jax.Array) -> jax.Array:
+  """InfoGAN's term for continuous codes: the negative log-likelihood of the codes under
+  Q's unit-variance Gaussian (constant dropped), summed over codes, batch mean."""
+  return 0.5 * jnp.mean(jnp.sum((mean_BxC - codes_BxC) ** 2, axis=-1))
+
+
+def mutual_information_loss(logits_BxK: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Minus the mutual information between images and the clusters a classifier gives
+  them, estimated on a batch (Krause et al. 2010, "regularized information maximization"):
+  mean_x H(p(c | x)) - H(mean_x p(c | x)). Low when each image's prediction is confident
+  and the batch uses every cluster equally. Returns (loss, conditional H, marginal H), in nats."""
+  log_p = jax.nn.log_softmax(logits_BxK)
+  conditional = -jnp.mean(jnp.sum(jnp.exp(log_p) * log_p, axis=-1))
+  log_marginal = jax.nn.logsumexp(log_p, axis=0) - jnp.log(logits_BxK.shape[0])
+  marginal = -jnp.sum(jnp.exp(log_marginal) * log_marginal)
+  return conditional - marginal, conditional, marginal
+
+
+def feature_matching(real_features_BxF: jax.Array, fake_features_BxF: jax.Array) -> jax.Array:
+  """The generator loss of Salimans et al. 2016: squared distance between the batch means
+  of a discriminator layer on real and on generated images, averaged over features."""
+  return jnp.mean((real_features_BxF.mean(0) - fake_features_BxF.mean(0)) ** 2)
 
 
 def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[jax.Array, jax.Array]:

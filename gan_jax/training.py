@@ -15,6 +15,7 @@ on its own real batch, then one generator update and the EMA update.
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import os
 import time
@@ -45,7 +46,7 @@ SCHEDULES = ("constant", "linear")
 # Compute dtypes of `config.model.dtype`; parameters, optimizer state and losses stay float32.
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # Streams of randomness derived from config.seed by fold_in, so adding one never moves another.
-_INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM = range(4)
+_INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM, _LABELLED_STREAM = range(5)
 
 
 class GAN(NamedTuple):
@@ -55,7 +56,46 @@ class GAN(NamedTuple):
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation
   loss: losses.AdversarialLoss
-  latent_dim: int
+  latent_dim: int  # Noise dimensions; the generator's input adds the InfoGAN codes.
+  num_categories: int = 0  # InfoGAN's categorical code: its number of values (0: none).
+  num_continuous: int = 0  # InfoGAN's continuous codes, each uniform in [-1, 1].
+  noise_std: float = 1.0  # Standard deviation of the noise part of the latent.
+
+  @property
+  def input_dim(self) -> int:
+    return self.latent_dim + self.num_categories + self.num_continuous
+
+
+def sample_latents(key: jax.Array, batch_size: int, gan: GAN,
+                   categories_B: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Generator inputs `B x input_dim`: N(0, noise_std^2) noise, then the one-hot categorical code
+  (uniform over its values, or `categories_B` when given), then the continuous codes
+  (uniform in [-1, 1]). Returns (inputs, categories int32 `B`, continuous `B x C`)."""
+  # The noise takes `key` itself, so a GAN without codes draws what it always drew;
+  # fold_in(key, i > 0) are independent of it.
+  c_key, u_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+  z = gan.noise_std * jax.random.normal(key, (batch_size, gan.latent_dim))
+  if categories_B is None:
+    categories_B = jax.random.randint(c_key, (batch_size,), 0, max(gan.num_categories, 1))
+  continuous = jax.random.uniform(u_key, (batch_size, gan.num_continuous), minval=-1.0, maxval=1.0)
+  one_hot = jax.nn.one_hot(categories_B, gan.num_categories)
+  return jnp.concatenate([z, one_hot, continuous], axis=1), categories_B, continuous
+
+
+def grid_latents(key: jax.Array, num_samples: int, gan: GAN) -> tuple[jax.Array, int]:
+  """Generator inputs for a sample grid, and its number of columns.
+
+  With a categorical code: one row per code value and `num_samples // categories`
+  columns, each column one noise vector across the rows (continuous codes at 0), so
+  a row shows what its code means. Otherwise `num_samples` noise vectors, square grid.
+  """
+  if not gan.num_categories:
+    return sample_latents(key, num_samples, gan)[0], 0
+  columns = max(num_samples // gan.num_categories, 1)
+  z = jnp.tile(gan.noise_std * jax.random.normal(key, (columns, gan.latent_dim)), (gan.num_categories, 1))
+  categories = jnp.repeat(jnp.arange(gan.num_categories), columns)
+  continuous = jnp.zeros((len(categories), gan.num_continuous))
+  return jnp.concatenate([z, jax.nn.one_hot(categories, gan.num_categories), continuous], axis=1), columns
 
 
 # ----------------------------------------------------------------------------
@@ -80,11 +120,31 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   conv.check_backward(config.model.get("conv_backward", "phase"))
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
-  if config.gradient_penalty < 0:
-    raise ValueError(f"config.gradient_penalty={config.gradient_penalty!r} must be >= 0")
+  for field in ("gradient_penalty", "r1_gamma"):
+    if config.get(field, 0.0) < 0:
+      raise ValueError(f"config.{field}={config[field]!r} must be >= 0")
   for field, weight in zip(("d_weight", "g_weight"), rotation_weights(config)):
     if weight < 0:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
+  code = code_settings(config)
+  for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight"):
+    if getattr(code, field) < 0:
+      raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
+  if code.categories == 1:
+    raise ValueError("config.infogan.categories=1: a code with one value carries no information; use 0 or >= 2")
+  if not code.noise_std > 0:
+    raise ValueError(f"config.infogan.noise_std={code.noise_std!r} must be positive")
+  if (code.categories or code.continuous) and code.hidden <= 0:
+    raise ValueError(f"config.infogan.hidden={code.hidden!r} must be positive")
+  ssl = ssl_settings(config)
+  if ssl.labels_per_class < 0:
+    raise ValueError(f"config.ssl.labels_per_class={ssl.labels_per_class!r} must be >= 0 (0: no semi-supervision)")
+  if ssl.labels_per_class:
+    if ssl.num_classes < 2:
+      raise ValueError(f"config.ssl.num_classes={ssl.num_classes!r} must be >= 2 with config.ssl.labels_per_class")
+    for field in ("supervised_weight", "unsupervised_weight", "batch_size"):
+      if getattr(ssl, field) < 0:
+        raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
   for field, value in zip(("weight", "temperature", "projection_dim"), contrastive_settings(config)):
     if value < 0 or (field != "weight" and value == 0):
       raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
@@ -128,6 +188,7 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
   m = config.model
   dtype = jnp.dtype(m.get("dtype", "float32"))
   contrastive_weight, _, projection_dim = contrastive_settings(config)
+  code, ssl = code_settings(config), ssl_settings(config)
   conv_backward = m.get("conv_backward", "phase")
   generator = module.Generator(image_size=config.image_size, channels=config.channels,
                                base_features=m.generator_features, conv_backward=conv_backward, dtype=dtype)
@@ -135,11 +196,13 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        stride1_convs=m.discriminator_stride1_convs,
                                        rotation_head=any(rotation_weights(config)),
                                        projection_dim=projection_dim if contrastive_weight else 0,
+                                       code_categories=code.categories, code_continuous=code.continuous,
+                                       code_hidden=code.hidden, num_classes=ssl.num_classes if ssl.labels_per_class else 0,
                                        conv_backward=conv_backward, dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
              make_optimizer(config.d_optimizer, config.total_steps * config.n_dis),
-             losses.get_loss(config.loss), m.latent_dim)
+             losses.get_loss(config.loss), m.latent_dim, code.categories, code.continuous, code.noise_std)
 
 
 def rotation_weights(config: ml_collections.ConfigDict) -> tuple[float, float]:
@@ -154,18 +217,63 @@ def contrastive_settings(config: ml_collections.ConfigDict) -> tuple[float, floa
   return float(c.get("weight", 0.0)), float(c.get("temperature", 0.2)), int(c.get("projection_dim", 128))
 
 
+class CodeSettings(NamedTuple):
+  """`config.infogan`: InfoGAN's latent codes (Chen et al. 2016) and their weights."""
+  categories: int = 0            # Values of the categorical code (0: none).
+  continuous: int = 0            # Number of continuous codes, uniform in [-1, 1].
+  categorical_weight: float = 1.0  # lambda of the categorical mutual-information term.
+  continuous_weight: float = 0.1   # lambda of the continuous codes' term.
+  hidden: int = 128              # Width of the Q head's hidden layer.
+  # Standard deviation of the generator's noise beside the codes. Below 1 it leaves the
+  # categorical code to carry the data's discrete modes (ClusterGAN, Mukherjee et al. 2019).
+  noise_std: float = 1.0
+  # Weight of the mutual information between real images and Q's clusters, maximised by
+  # D and Q (`losses.mutual_information_loss`): Q also learns from real images, with
+  # confident, balanced predictions, beside learning the codes of generated ones.
+  real_weight: float = 0.0
+
+
+def code_settings(config: ml_collections.ConfigDict) -> CodeSettings:
+  """The run's InfoGAN settings; no codes in configs that predate them."""
+  given = dict(config.get("infogan") or {})
+  unknown = set(given) - set(CodeSettings._fields)
+  if unknown:
+    raise ValueError(f"config.infogan.{sorted(unknown)[0]} is not a field; allowed: {', '.join(CodeSettings._fields)}")
+  return CodeSettings(**given)
+
+
+class SSLSettings(NamedTuple):
+  """`config.ssl`: the semi-supervised K+1 discriminator (Salimans et al. 2016)."""
+  labels_per_class: int = 0       # Labelled training images per class (0: off).
+  num_classes: int = 10           # K, the classes of the data.
+  supervised_weight: float = 1.0  # Weight of the cross-entropy on the labelled subset.
+  unsupervised_weight: float = 1.0  # Weight of the real/fake loss (0: the supervised-only control).
+  feature_matching: bool = True   # The generator matches D's mean `pre_logits` on real images.
+  batch_size: int = 0             # Labelled images per discriminator update (0: config.batch_size).
+
+
+def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
+  """The run's semi-supervised settings; off in configs that predate them."""
+  given = dict(config.get("ssl") or {})
+  unknown = set(given) - set(SSLSettings._fields)
+  if unknown:
+    raise ValueError(f"config.ssl.{sorted(unknown)[0]} is not a field; allowed: {', '.join(SSLSettings._fields)}")
+  return SSLSettings(**given)
+
+
 def seed_keys(seed: int) -> dict[str, jax.Array]:
   """The independent random streams of a run, from `config.seed`."""
   root = jax.random.PRNGKey(seed)
   return {name: jax.random.fold_in(root, stream) for name, stream in
-          [("init", _INIT_STREAM), ("train", _TRAIN_STREAM), ("data", _DATA_STREAM), ("sample", _SAMPLE_STREAM)]}
+          [("init", _INIT_STREAM), ("train", _TRAIN_STREAM), ("data", _DATA_STREAM), ("sample", _SAMPLE_STREAM),
+                              ("labelled", _LABELLED_STREAM)]}
 
 
 def init_state(gan: GAN, config: ml_collections.ConfigDict) -> dict[str, Any]:
   """A fresh train state (pure: run it under `jax.jit` or `jax.eval_shape`)."""
   keys = seed_keys(config.seed)
   g_key, d_key = jax.random.split(keys["init"])
-  z = jnp.zeros((1, gan.latent_dim), jnp.float32)
+  z = jnp.zeros((1, gan.input_dim), jnp.float32)
   g_vars = gan.generator.init(g_key, z, train=False)
   images = jnp.zeros((1, config.image_size, config.image_size, config.channels), jnp.float32)
   d_vars = gan.discriminator.init(d_key, images)
@@ -203,10 +311,24 @@ def repeat(body, carry, xs, length: int, unroll: bool | None = None):
   return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)
 
 
+def _concat(parts: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, slice]]:
+  """Named batches stacked into one (the discriminator judges them in one pass), with
+  the slice of each name, so each head reads its own part of the outputs."""
+  slices, start = {}, 0
+  for name, x in parts.items():
+    slices[name] = slice(start, start + x.shape[0])
+    start += x.shape[0]
+  return jnp.concatenate(list(parts.values())), slices
+
+
 def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
-               gradient_penalty: float = 0.0, ema_decay: float = 0.999, rotation_d_weight: float = 0.0,
+               gradient_penalty: float = 0.0, r1_gamma: float = 0.0, ema_decay: float = 0.999,
+               rotation_d_weight: float = 0.0,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
+               code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
+               labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
+               unsupervised_weight: float = 1.0, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
@@ -217,6 +339,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       the same size B.
     gan: modules, optimizers and loss.
     gradient_penalty: weight of the WGAN-GP penalty (0 disables it).
+    r1_gamma: gamma of the R1 penalty (gamma / 2 x mean ||grad D(real)||^2; 0 disables it).
     ema_decay: decay of the generator EMA; early steps use min(decay, (1+t)/(10+t)).
     rotation_d_weight, rotation_g_weight: SS-GAN's self-supervision (Chen et al. 2019):
       the discriminator also predicts which of 4 rotations was applied to each real
@@ -227,92 +350,171 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     contrastive_weight, contrastive_temperature: a SimCLR loss (NT-Xent) on two
       translated-and-cut-out views of each real image, through D's projection head
       (as in ContraD, Jeong & Shin 2021); 0 disables it.
+    code_weights: InfoGAN's (categorical, continuous) weights: the Q head's loss of
+      recovering the codes of the generated images (as D judges them) is added to both
+      players' losses (Chen et al. 2016). Used when `gan` has codes.
+    code_real_weight: weight of minus the mutual information between real images (as D
+      judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
+    labelled: the K+1 discriminator's labelled batches (images `D x L x H x W x C` in
+      [-1, 1], int labels `D x L`), one per discriminator update; None without
+      semi-supervision. The labels of all other images never reach a loss.
+    supervised_weight, unsupervised_weight: weights of the K+1 discriminator's
+      cross-entropy on `labelled` and of its real/fake loss (0 for the supervised-only control).
+    feature_matching: the generator's loss is Salimans et al.'s feature matching on D's
+      `pre_logits` (against the last real batch) instead of the adversarial one.
     batch_sharding: how a batch is split over the devices; the latents of generated
       batches are constrained to it, else XLA may run the generator whole on every device.
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
     d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
-    the penalty is on, d_rotation_loss / d_rotation_acc and g_rotation_loss when
-    rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is.
+    the penalty is on, r1 with R1, d_rotation_loss / d_rotation_acc and g_rotation_loss when
+    rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
+    d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
+    d_code_continuous_loss with InfoGAN codes, d_supervised_loss / d_supervised_acc
+    with labels, g_feature_matching with feature matching.
   """
   step = state["step"]
   key = jax.random.fold_in(state["rng"], step)
   d_key, g_key = jax.random.split(key)
   g_vars = state["generator"]
   n_dis, batch_size = real_DxBxHxWxC.shape[:2]
+  categorical_weight, continuous_weight = code_weights if gan.num_categories or gan.num_continuous else (0.0, 0.0)
+  categorical_weight *= bool(gan.num_categories)
+  continuous_weight *= bool(gan.num_continuous)
 
   def generate(g_params, z_key):
-    z = jax.random.normal(z_key, (batch_size, gan.latent_dim))
+    z, categories, continuous = sample_latents(z_key, batch_size, gan)
     if batch_sharding is not None:
       z = jax.lax.with_sharding_constraint(z, batch_sharding)
     images, updates = gan.generator.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
-    return images, updates["batch_stats"]
+    return images, updates["batch_stats"], (categories, continuous)
+
+  def code_losses(features, fakes: slice, codes, prefix):
+    """InfoGAN's terms on the fakes' Q outputs: (weighted sum, metrics)."""
+    total, aux = 0.0, {}
+    if categorical_weight:
+      loss, acc = losses.classification_loss(features["code_logits"][fakes], codes[0])
+      total += categorical_weight * loss
+      aux.update({f"{prefix}_code_loss": loss, **({"d_code_acc": acc} if prefix == "d" else {})})
+    if continuous_weight:
+      loss = losses.continuous_code_loss(features["code_mean"][fakes], codes[1])
+      total += continuous_weight * loss
+      aux[f"{prefix}_code_continuous_loss"] = loss
+    return total, aux
+
+  # D's non-parameter state: the power-iteration vectors of spectral norms ({} without them),
+  # advanced once per discriminator update.
+  d_stats = {k: v for k, v in state["discriminator"].items() if k != "params"}
+
+  def discriminate(d_params, stats, x, update: bool = False):
+    """(logits, features, new stats) of D on images `x`."""
+    if not stats:
+      return *gan.discriminator.apply({"params": d_params}, x), stats
+    if not update:
+      return *gan.discriminator.apply({"params": d_params, **stats}, x, train=False), stats
+    out, new_stats = gan.discriminator.apply({"params": d_params, **stats}, x, train=True, mutable=list(stats))
+    return *out, new_stats
 
   def discriminator_update(carry, inputs):
-    d_params, d_opt_state = carry
-    real, key = inputs
+    d_params, d_stats, d_opt_state = carry
+    real, key, labelled_batch = inputs
     z_key, gp_key = jax.random.split(key)
     # Further streams are fold_in(key, i) with i >= 2: with threefry-partitionable keys
     # (JAX's default) fold_in(key, i) equals split(key, n)[i], so 0 and 1 are taken above.
     rot_key = jax.random.fold_in(key, 4)
-    fake, _ = generate(g_vars["params"], z_key)
+    fake, _, codes = generate(g_vars["params"], z_key)
     fake = jax.lax.stop_gradient(fake)
-    images = [real, fake]
+    judged = {"real": real, "fake": fake}
+    if labelled_batch is not None:
+      judged["labelled"] = labelled_batch[0]
     if augment_policy:
-      images = [augment.diff_augment(jax.random.fold_in(key, 2 + i), x, augment_policy) for i, x in enumerate(images)]
+      streams = {"real": 2, "fake": 3, "labelled": 5}  # 4 is rot_key.
+      judged = {name: augment.diff_augment(jax.random.fold_in(key, streams[name]), x, augment_policy)
+                for name, x in judged.items()}
     if rotation_d_weight:
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
-      images.append(losses.rotate90(real, turns))
+      judged["rotated"] = losses.rotate90(real, turns)
     if contrastive_weight:  # Two views of the real batch, augmented with translation and cutout.
-      views = [augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
-               for i in range(2)]
-      images.extend(views)
+      for i in range(2):
+        judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+    images, part = _concat(judged)
 
     def loss_fn(d_params):
       # One pass over all images together: the discriminator has no batch-dependent layers.
-      logits, features = gan.discriminator.apply({"params": d_params}, jnp.concatenate(images))
-      real_logits, fake_logits = logits[:batch_size], logits[batch_size:2 * batch_size]
+      logits, features, new_stats = discriminate(d_params, d_stats, images, update=True)
+      real_logits, fake_logits = logits[part["real"]], logits[part["fake"]]
       loss = gan.loss.discriminator(real_logits, fake_logits)
+      if labelled_batch is not None:
+        loss *= unsupervised_weight
       aux = {"d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+      code_loss, code_aux = code_losses(features, part["fake"], codes, "d")
+      loss += code_loss
+      aux.update(code_aux)
+      if code_real_weight and gan.num_categories:
+        mi_loss, conditional, marginal = losses.mutual_information_loss(features["code_logits"][part["real"]])
+        loss += code_real_weight * mi_loss
+        aux.update(d_code_real_entropy=conditional, d_code_real_marginal_entropy=marginal)
+      if labelled_batch is not None:
+        sup_loss, sup_acc = losses.classification_loss(features["class_logits"][part["labelled"]], labelled_batch[1])
+        loss += supervised_weight * sup_loss
+        aux.update(d_supervised_loss=sup_loss, d_supervised_acc=sup_acc)
       if rotation_d_weight:
-        rot_loss, rot_acc = losses.rotation_loss(features["rotation_logits"][2 * batch_size:3 * batch_size], turns)
+        rot_loss, rot_acc = losses.rotation_loss(features["rotation_logits"][part["rotated"]], turns)
         loss += rotation_d_weight * rot_loss
         aux.update(d_rotation_loss=rot_loss, d_rotation_acc=rot_acc)
       if contrastive_weight:
-        z = features["projection"][-2 * batch_size:]
-        con_loss, con_acc = losses.nt_xent(z[:batch_size], z[batch_size:], contrastive_temperature)
+        z = features["projection"]
+        con_loss, con_acc = losses.nt_xent(z[part["view0"]], z[part["view1"]], contrastive_temperature)
         loss += contrastive_weight * con_loss
         aux.update(d_contrastive_loss=con_loss, d_contrastive_acc=con_acc)
       if gradient_penalty:
-        gp = losses.gradient_penalty(lambda x: gan.discriminator.apply({"params": d_params}, x)[0],
-                                     real, fake, gp_key)
+        gp = losses.gradient_penalty(lambda x: discriminate(d_params, d_stats, x)[0], real, fake, gp_key)
         loss += gradient_penalty * gp
         aux["gp"] = gp
-      return loss, aux
+      if r1_gamma:
+        r1 = losses.r1_penalty(lambda x: discriminate(d_params, d_stats, x)[0], judged["real"])
+        loss += 0.5 * r1_gamma * r1
+        aux["r1"] = r1
+      return loss, (aux, new_stats)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+    (loss, (aux, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
     updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
     d_params = optax.apply_updates(d_params, updates)
-    return (d_params, d_opt_state), {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
+    return (d_params, d_stats, d_opt_state), {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
 
-  (d_params, d_opt_state), d_metrics = repeat(
-      discriminator_update, (state["discriminator"]["params"], state["d_opt_state"]),
-      (real_DxBxHxWxC, jax.random.split(d_key, n_dis)), n_dis)
+  (d_params, d_stats, d_opt_state), d_metrics = repeat(
+      discriminator_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"]),
+      (real_DxBxHxWxC, jax.random.split(d_key, n_dis), labelled), n_dis)
 
   z_key, rot_key = g_key, jax.random.fold_in(g_key, 1)
 
   def generator_loss(g_params):
-    fake, batch_stats = generate(g_params, z_key)
-    judged = augment.diff_augment(jax.random.fold_in(g_key, 2), fake, augment_policy) if augment_policy else fake
-    if not rotation_g_weight:
-      logits, _ = gan.discriminator.apply({"params": d_params}, judged)
-      return gan.loss.generator(logits), (batch_stats, {})
-    turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
-    logits, features = gan.discriminator.apply({"params": d_params},
-                                               jnp.concatenate([judged, losses.rotate90(fake, turns)]))
-    rot_loss, _ = losses.rotation_loss(features["rotation_logits"][batch_size:], turns)
-    loss = gan.loss.generator(logits[:batch_size]) + rotation_g_weight * rot_loss
-    return loss, (batch_stats, {"g_rotation_loss": rot_loss})
+    fake, batch_stats, codes = generate(g_params, z_key)
+    judged = {"fake": augment.diff_augment(jax.random.fold_in(g_key, 2), fake, augment_policy)
+              if augment_policy else fake}
+    if rotation_g_weight:
+      turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
+      judged["rotated"] = losses.rotate90(fake, turns)
+    if feature_matching:  # D's view of the last real batch, augmented as the fakes are.
+      real = real_DxBxHxWxC[-1]
+      judged["real"] = (augment.diff_augment(jax.random.fold_in(g_key, 3), real, augment_policy)
+                        if augment_policy else real)
+    images, part = _concat(judged)
+    logits, features, _ = discriminate(d_params, d_stats, images)
+    aux = {}
+    if feature_matching:
+      loss = losses.feature_matching(features["pre_logits"][part["real"]], features["pre_logits"][part["fake"]])
+      aux["g_feature_matching"] = loss
+    else:
+      loss = gan.loss.generator(logits[part["fake"]])
+    code_loss, code_aux = code_losses(features, part["fake"], codes, "g")
+    loss += code_loss
+    aux.update(code_aux)
+    if rotation_g_weight:
+      rot_loss, _ = losses.rotation_loss(features["rotation_logits"][part["rotated"]], turns)
+      loss += rotation_g_weight * rot_loss
+      aux["g_rotation_loss"] = rot_loss
+    return loss, (batch_stats, aux)
 
   (g_loss, (batch_stats, g_aux)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(g_vars["params"])
   updates, g_opt_state = gan.g_tx.update(g_grads, state["g_opt_state"], g_vars["params"])
@@ -324,7 +526,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       **state,
       "step": step + 1,
       "generator": {**g_vars, "params": g_params, "batch_stats": batch_stats},
-      "discriminator": {**state["discriminator"], "params": d_params},
+      "discriminator": {**state["discriminator"], **d_stats, "params": d_params},
       "g_opt_state": g_opt_state,
       "d_opt_state": d_opt_state,
       "g_ema_params": g_ema_params,
@@ -336,34 +538,51 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
 
 
 def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_examples: int):
-  """`train_fn(state, images_u8) -> (state, metrics)`: `config.steps_per_call` steps in one call.
+  """`train_fn(state, images_u8[, labelled_u8, labels]) -> (state, metrics)`: `config.steps_per_call`
+  steps in one call.
 
   `images_u8` is the whole training set (uint8 `N x H x W x C`) resident on the
   devices, replicated or split along the data axis; each step gathers its own batches
   from it by `data.batch_indices`, so the loop copies nothing between host and device.
+  With `config.ssl.labels_per_class`, `labelled_u8` and `labels` are the labelled subset
+  (replicated), batched the same way; no other labels are passed.
   Metrics come back stacked, one row per step.
   """
   per_step = config.n_dis * config.batch_size
   data_key = seed_keys(config.seed)["data"]
   rotation_d_weight, rotation_g_weight = rotation_weights(config)
   contrastive_weight, contrastive_temperature, _ = contrastive_settings(config)
+  code, ssl = code_settings(config), ssl_settings(config)
+  labelled_key, labelled_batch = seed_keys(config.seed)["labelled"], ssl.batch_size or config.batch_size
   step_fn = functools.partial(train_step, gan=gan, gradient_penalty=config.gradient_penalty,
+                              r1_gamma=config.get("r1_gamma", 0.0),
                               ema_decay=config.ema_decay, rotation_d_weight=rotation_d_weight,
                               rotation_g_weight=rotation_g_weight,
                               augment_policy=augment.parse_policy(config.get("augment", "")),
                               contrastive_weight=contrastive_weight,
                               contrastive_temperature=contrastive_temperature,
+                              code_weights=(code.categorical_weight, code.continuous_weight),
+                              code_real_weight=code.real_weight,
+                              supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
+                              feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
-  def one_step(state, images_u8):
+  def one_step(state, images_u8, labelled_u8, labels):
     idx = data.batch_indices(data_key, state["step"], num_examples=num_examples, batch_size=per_step)
     real = data.to_model_range(images_u8[idx])
     real = real.reshape(config.n_dis, config.batch_size, *real.shape[1:])
-    return step_fn(state, jax.lax.with_sharding_constraint(real, batch_sharding))
+    labelled = None
+    if labelled_u8 is not None:  # One labelled batch per discriminator update.
+      idx = jnp.stack([data.batch_indices(labelled_key, state["step"] * config.n_dis + i,
+                                          num_examples=labelled_u8.shape[0], batch_size=labelled_batch)
+                       for i in range(config.n_dis)])
+      labelled = (jax.lax.with_sharding_constraint(data.to_model_range(labelled_u8[idx]), batch_sharding),
+                  labels[idx])
+    return step_fn(state, jax.lax.with_sharding_constraint(real, batch_sharding), labelled=labelled)
 
-  def train_fn(state, images_u8):
-    return repeat(lambda s, _: one_step(s, images_u8), state, None, config.steps_per_call)
+  def train_fn(state, images_u8, labelled_u8=None, labels=None):
+    return repeat(lambda s, _: one_step(s, images_u8, labelled_u8, labels), state, None, config.steps_per_call)
 
   replicated = parallel.replicated(mesh)
   return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
@@ -377,7 +596,7 @@ def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   fixed latents ("standing statistics"), so samples of a state are deterministic and
   independent of the batch they are drawn in.
   """
-  z_stats = jax.random.normal(jax.random.fold_in(seed_keys(seed)["sample"], 1), (num_stat_samples, gan.latent_dim))
+  z_stats = sample_latents(jax.random.fold_in(seed_keys(seed)["sample"], 1), num_stat_samples, gan)[0]
   batch_statistics = gan.generator.clone(bn_momentum=0.0)
 
   @jax.jit
@@ -392,6 +611,38 @@ def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
 # ----------------------------------------------------------------------------
 # The loop.
 # ----------------------------------------------------------------------------
+
+
+LABELLED_SUBSET_FILE = "labelled_subset.json"
+
+
+def load_labelled_subset(config: ml_collections.ConfigDict, workdir: str,
+                         train: data.ImageDataset | None = None) -> data.ImageDataset:
+  """The labelled training images of a semi-supervised run, chosen by `config.seed`.
+
+  Their indices in the training split are saved in `workdir/labelled_subset.json` (with
+  their labels), so an evaluation or a person can see which labels the run used. A
+  resumed run checks that it draws the same subset. `train`: the training split, if loaded.
+  """
+  ssl = ssl_settings(config)
+  train = train or data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
+  if train.labels is None:
+    raise data.DatasetError(f"config.ssl.labels_per_class={ssl.labels_per_class}: {train.name} has no labels")
+  indices = data.labelled_subset(train.labels, ssl.labels_per_class, config.seed, ssl.num_classes)
+  path = os.path.join(workdir, LABELLED_SUBSET_FILE)
+  record = {"dataset": train.name, "labels_per_class": ssl.labels_per_class, "seed": config.seed,
+            "num_labels": len(indices), "indices": indices.tolist(), "labels": train.labels[indices].tolist()}
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved["indices"] != record["indices"] or saved["labels"] != record["labels"]:
+      raise ValueError(f"{path} holds another labelled subset than config.seed={config.seed} and "
+                       f"config.ssl.labels_per_class={ssl.labels_per_class} draw from {train.name}; "
+                       "the data, seed or labels_per_class changed since this run started")
+  elif jax.process_index() == 0:
+    files.write_json(path, record)
+  return data.ImageDataset(train.images[indices], train.labels[indices], ssl.num_classes,
+                           f"{train.name} labelled subset ({len(indices)})")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -445,16 +696,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      "does not divide; resume with a steps_per_call that divides it")
 
   train_fn = make_train_fn(gan, config, mesh, num_examples)
+  labelled = ()
+  if ssl_settings(config).labels_per_class:
+    parallel.check_batch_size(ssl_settings(config).batch_size or config.batch_size, mesh)
+    subset = load_labelled_subset(config, workdir, train_data if jax.process_count() == 1 else None)
+    labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
   sample_fn = make_sample_fn(gan, config.seed)
-  sample_z = jax.jit(lambda: jax.random.normal(seed_keys(config.seed)["sample"], (config.num_samples, gan.latent_dim)),
-                     out_shardings=replicated)()
+  sample_z, grid_columns = grid_latents(seed_keys(config.seed)["sample"], config.num_samples, gan)
+  sample_z = jax.device_put(sample_z, replicated)
   writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
                                        enabled=is_main_process)
 
   def save_samples(step):
     images = data.to_uint8(sample_fn(state, sample_z))  # On every process: a global computation.
     if is_main_process:
-      visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), visualize.image_grid(images))
+      visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"),
+                         visualize.image_grid(images, grid_columns or None))
 
   evaluator = None
   eval_every = config.get("eval_every", 0)
@@ -463,7 +720,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # step eval_every; the controls are evaluated at the first evaluation.
     initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
     evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
-                                              initial, train=train_data if jax.process_count() == 1 else None)
+                                              initial, train=train_data if jax.process_count() == 1 else None,
+                                              num_labels=len(labelled[1]) if labelled else 0)
 
   def run_evals(step):
     start = time.perf_counter()
@@ -479,7 +737,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   pending_metrics = []  # One dict of device arrays per call since the last log.
   try:
     while step < config.total_steps:
-      state, metrics = train_fn(state, images_u8)
+      state, metrics = train_fn(state, images_u8, *labelled)
       pending_metrics.append(metrics)
       step += config.steps_per_call
       if last_log_time is None:  # First call: report compilation apart from throughput.

@@ -9,10 +9,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed package.
 
 
-def tiny_config(**overrides):
-  """The default config shrunk to a few thousand parameters and a handful of steps."""
-  from configs import mnist_dcgan
-  config = mnist_dcgan.get_config()
+def tiny_config(base: str = "mnist_dcgan", **overrides):
+  """A config of configs/ (default: the default one; `name:arg` passes arg to get_config)
+  shrunk to a few thousand parameters and a handful of steps."""
+  import importlib
+  name, _, arg = base.partition(":")
+  config = importlib.import_module(f"configs.{name}").get_config(arg or None)
   config.model.latent_dim = 16
   config.model.generator_features = 8
   config.model.discriminator_features = 8

@@ -1,5 +1,6 @@
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -46,3 +47,21 @@ def test_gradient_penalty_of_linear_critic():
 def test_unknown_loss_names_the_field():
   with pytest.raises(ValueError, match=r"config.loss='hinj'.*allowed: non_saturating, hinge, wasserstein"):
     losses.get_loss("hinj")
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_the_squared_weight_norm():
+  w = jnp.arange(12.0).reshape(2, 2, 3) / 10
+  discriminate = lambda x: jnp.sum(x * w, axis=(1, 2, 3)) + 0.5  # grad_x D(x) = w for every image
+  real = jax.random.normal(jax.random.PRNGKey(0), (4, 2, 2, 3))
+  np.testing.assert_allclose(losses.r1_penalty(discriminate, real), jnp.sum(w ** 2), rtol=1e-6)
+
+
+def test_r1_step_reports_the_penalty():
+  from conftest import tiny_config
+  from gan_jax import training
+  config = tiny_config(r1_gamma=10.0)
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, r1_gamma=10.0))(state, real)
+  assert float(metrics["r1"]) > 0

@@ -7,6 +7,9 @@ Representations (`REPRESENTATIONS`):
   * `dcgan`: every convolution's activation max-pooled to a 4x4 grid, flattened and
     concatenated: the representation of the DCGAN paper (Radford et al. 2016, Sec. 5.1).
   * `pre_logits`: the flattened input of the final dense layer.
+The GAN-native heads (`HEADS`) are read the same way: `code_logits` (InfoGAN's Q over
+the categorical code) and `class_logits` (the K+1 discriminator's classes); their argmax
+is a cluster or a class (`head_predictions`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sklearn import decomposition
 from gan_jax import data
 
 REPRESENTATIONS = ("last_conv_avg", "last_conv_max", "dcgan", "pre_logits")
+HEADS = ("code_logits", "class_logits")
 
 
 def adaptive_max_pool(x_BxHxWxC: jax.Array, grid: int = 4) -> jax.Array:
@@ -41,8 +45,8 @@ def select_representation(features: dict[str, jax.Array], representation: str) -
     return features[convs[-1]].max(axis=(1, 2))
   if representation == "dcgan":
     return jnp.concatenate([adaptive_max_pool(features[k]).reshape(features[k].shape[0], -1) for k in convs], axis=1)
-  if representation == "pre_logits":
-    return features["pre_logits"]
+  if representation == "pre_logits" or representation in HEADS:
+    return features[representation]
   raise ValueError(f"representation {representation!r} is not known; allowed: {', '.join(REPRESENTATIONS)}")
 
 
@@ -53,7 +57,8 @@ def discriminator_features(discriminator: nn.Module, variables, images_u8: np.nd
   Only one batch of activations is on the device at a time; the last batch is padded
   so every call has one shape (one compilation).
   """
-  select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
+  if representation not in HEADS:  # An unknown name fails here, before any compilation.
+    select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
   extract = _extractor(discriminator, representation)
   n = len(images_u8)
   out = []
@@ -73,6 +78,15 @@ def _extractor(discriminator: nn.Module, representation: str):
     _, features = discriminator.apply(variables, data.to_model_range(images_u8), train=False)
     return select_representation(features, representation)
   return extract
+
+
+def head_predictions(discriminator: nn.Module, variables, images_u8: np.ndarray, head: str,
+                     batch_size: int = 500) -> np.ndarray:
+  """int `N`: the argmax of a discriminator head (`HEADS`) for each uint8 image."""
+  if head not in HEADS:
+    raise ValueError(f"head {head!r}; allowed: {', '.join(HEADS)}")
+  return discriminator_features(discriminator, variables, images_u8, representation=head,
+                                batch_size=batch_size).argmax(-1)
 
 
 def standardize(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,13 +13,15 @@ from gan_jax import files
 
 
 def format_table(representations: dict[str, dict[str, Any]]) -> str:
-  """One row per representation: k-means ACC / NMI / ARI and linear-probe test accuracy."""
-  columns = ("k-means ACC", "NMI", "ARI", "probe acc")
+  """One row per representation or head: clustering ACC / NMI / ARI (k-means, or the
+  categorical code's argmax) and test accuracy (linear probe, or the K+1 classifier)."""
+  columns = ("cluster ACC", "NMI", "ARI", "test acc")
   width = max(len(name) for name in representations) + 2
   lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in columns)]
   for name, result in representations.items():
-    km, probe = result.get("kmeans", {}), result.get("linear_probe", {})
-    values = (km.get("acc"), km.get("nmi"), km.get("ari"), probe.get("test_accuracy"))
+    clusters = result.get("kmeans") or result.get("code") or {}
+    accuracy = (result.get("linear_probe") or result.get("classifier") or {}).get("test_accuracy")
+    values = (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy)
     lines.append(f"{name:<{width}}" + "".join(f"{v:>13.4f}" if v is not None else f"{'-':>13}" for v in values))
   return "\n".join(lines)
 

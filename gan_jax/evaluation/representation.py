@@ -5,7 +5,12 @@ One protocol (`config.evals.representation`) for three rows, so they compare:
   random_discriminator   the same architecture at its initialisation (same seed scheme):
                          what the architecture gives without adversarial training
   raw_pixels             pixels in [0, 1]: what the images give without any network
-Each row: features of the training and test splits -> `evaluation.evaluate` (k-means
+and, when the discriminator has them, the GAN-native heads (`HEAD_ROWS`):
+  categorical_code       InfoGAN's Q head: each test image's cluster is argmax Q(c | x)
+                         (ACC / NMI / ARI under "code"; nothing fitted after training)
+  semi_supervised        the K+1 discriminator's classes: test accuracy and error under
+                         "classifier", with the number of labels the run trained on
+Each feature row: features of the training and test splits -> `evaluation.evaluate` (k-means
 fitted on train and scored on test; linear probe). k-means and the probe may read
 different representations of the same network (`kmeans_features`, `probe_features`): k-means
 wants a compact, shift-invariant one, a linear probe gains from a rich one. The controls
@@ -25,13 +30,16 @@ from gan_jax import data
 from gan_jax.evaluation.protocol import evaluate
 from gan_jax.evaluation import features as features_lib
 from gan_jax.evaluation import linear_probe
+from gan_jax.evaluation import metrics
 
 # Share of the training split held out by `make_evaluator(validation=True)`.
 VALIDATION_FRACTION = 0.2
 ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
+HEAD_ROWS = ("categorical_code", "semi_supervised")
 # What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
 SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
-           ("linear_probe", "test_accuracy"))
+           ("linear_probe", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
+           ("classifier", "test_accuracy"))
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -81,18 +89,19 @@ def check_config(settings: ml_collections.ConfigDict) -> None:
 
 def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.ConfigDict,
                    discriminator: nn.Module, random_variables, train: data.ImageDataset | None = None,
-                   validation: bool = False) -> "Evaluator":
+                   validation: bool = False, num_labels: int = 0) -> "Evaluator":
   """The evaluator of a run: its `settings.train_split` / `test_split` of `config.data`
   at the run's image size; `train` is reused when it is that training split, already loaded.
 
   `validation`: score on a stratified 20% of the training split instead of the test
   split (fitting on the other 80%), for choosing recipes and settings without the test set.
+  `num_labels`: how many labels a semi-supervised discriminator trained on (reported).
   """
   load = lambda split: data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
   if train is None or settings.train_split != "train":
     train = load(settings.train_split)
   if not validation:
-    return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings)
+    return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings, num_labels)
   if train.labels is None:
     raise ValueError(f"{train.name} has no labels to stratify a validation split by")
   is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, settings.seed)
@@ -100,7 +109,7 @@ def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.C
                                               f"{train.name}[{name}]")
   held_out = round(100 * VALIDATION_FRACTION)
   return Evaluator(discriminator, random_variables, part(~is_val, f"fit {100 - held_out}%"),
-                   part(is_val, f"validation {held_out}%"), settings)
+                   part(is_val, f"validation {held_out}%"), settings, num_labels)
 
 
 class Evaluator:
@@ -111,12 +120,14 @@ class Evaluator:
     random_variables: the discriminator's variables at initialisation (the control).
     train, test: the splits (k-means and the probe are fitted on `train`, scored on `test`).
     settings: `config.evals.representation` (see `default_config`).
+    num_labels: labels a semi-supervised discriminator trained on (reported beside its accuracy).
   """
 
   def __init__(self, discriminator: nn.Module, random_variables, train: data.ImageDataset,
-               test: data.ImageDataset, settings: ml_collections.ConfigDict):
+               test: data.ImageDataset, settings: ml_collections.ConfigDict, num_labels: int = 0):
     check_config(settings)
     self.discriminator, self.train, self.test, self.settings = discriminator, train, test, settings
+    self.num_labels = num_labels
     self.labelled = train.labels is not None and test.labels is not None
     if not self.labelled:
       logging.warning("%s has no labels: clustering accuracy, NMI, ARI and the linear probe need them; "
@@ -158,9 +169,32 @@ class Evaluator:
                         "raw_pixels": self.evaluate_features(self.raw_pixel_features())}
     return self._controls
 
+  def head_rows(self, variables) -> dict[str, dict[str, Any]]:
+    """The GAN-native rows (`HEAD_ROWS`) the discriminator has heads for, scored on the test
+    split (with labels; without them there is nothing to score)."""
+    rows = {}
+    if not self.labelled:
+      return rows
+    predict = lambda head: features_lib.head_predictions(self.discriminator, variables, self.test.images, head,
+                                                         self.settings.batch_size)
+    if getattr(self.discriminator, "code_categories", 0):
+      clusters = predict("code_logits")
+      rows["categorical_code"] = {
+          "code": {**metrics.clustering_metrics(self.test.labels, clusters),
+                   "contingency": metrics.contingency_matrix(self.test.labels, clusters).tolist(),
+                   "num_clusters": int(self.discriminator.code_categories),
+                   "clusters_used": int(len(np.unique(clusters)))}}
+    if getattr(self.discriminator, "num_classes", 0):
+      accuracy = float(np.mean(predict("class_logits") == self.test.labels))
+      rows["semi_supervised"] = {"classifier": {"test_accuracy": accuracy, "test_error": 1.0 - accuracy,
+                                                "num_labels": int(self.num_labels)}}
+    return rows
+
   def evaluate(self, variables) -> dict[str, dict[str, Any]]:
-    """All three rows, `{row: evaluate() result}`, for trained discriminator `variables`."""
-    return {"gan_discriminator": self.evaluate_features(self.features(variables)), **self.controls()}
+    """Every row, `{row: result}`, for trained discriminator `variables`: its features,
+    its heads, and the controls."""
+    return {"gan_discriminator": self.evaluate_features(self.features(variables)), **self.head_rows(variables),
+            **self.controls()}
 
   def run(self, state: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """(name, value) scalars of a train state, e.g. ("eval/gan_discriminator/kmeans_acc", 0.61)."""

@@ -70,6 +70,15 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
   return config, gan, step, state["discriminator"], initial["discriminator"]
 
 
+def _num_labels(workdir: str) -> int:
+  """Labels a semi-supervised run trained on, from the subset it saved (0 for other runs)."""
+  path = os.path.join(workdir, training.LABELLED_SUBSET_FILE)
+  if not os.path.isfile(path):
+    return 0
+  with open(path) as f:
+    return int(json.load(f)["num_labels"])
+
+
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
                      num_clusters: int | None = None, validation: bool = False, write: bool = True) -> dict[str, Any]:
   """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`.
@@ -106,7 +115,8 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   config, gan, step, trained, initial = load_run(workdir, step, config)
 
   try:
-    evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial, validation=validation)
+    evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial, validation=validation,
+                                              num_labels=_num_labels(workdir))
   except ValueError as e:  # Missing data, or unlabelled data without num_clusters.
     raise EvalError(str(e).replace("set config.evals.representation.num_clusters",
                                    "pass --num_clusters (or set config.evals.representation.num_clusters)")) from None
@@ -135,10 +145,17 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
           "random_discriminator_seed": config.seed,
       },
   }
+  # GAN-native heads: after the feature rows in the table, scored on the same test split.
+  heads = evaluator.head_rows(trained)
+  metrics["representations"] = {"gan_discriminator": results["gan_discriminator"], **heads, **results}
   if write:
     name = f"step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
     out = os.path.join(workdir, "eval", name)
     files.write_json(os.path.join(out, "metrics.json"), metrics)
+    if "categorical_code" in heads:
+      report.save_contingency_png(os.path.join(out, "contingency_categorical_code.png"),
+                                  heads["categorical_code"]["code"]["contingency"],
+                                  f"categorical code, step {step}: argmax Q(c | x) on test")
     for row, row_x in row_features.items():
       train_x, test_x = row_x["kmeans"]
       if "contingency" in results[row]["kmeans"]:

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import conv
+from gan_jax.models import heads
 
 # Generator start resolution and number of 2x upsamplings for each image size.
 _GENERATOR_PLAN = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -119,13 +120,22 @@ class Discriminator(nn.Module):
   evaluators that read representations by name; with `rotation_head`, also
   `rotation_logits` (`B x 4`), the self-supervised head of SS-GAN (Chen et al. 2019);
   with `projection_dim`, also `projection` (`B x projection_dim`), the SimCLR-style
-  projection head of a contrastive loss on real images (as in ContraD, Jeong & Shin 2021).
+  projection head of a contrastive loss on real images (as in ContraD, Jeong & Shin 2021);
+  with `code_categories` / `code_continuous`, InfoGAN's Q head (Chen et al. 2016) on the
+  shared body: `code_logits` (`B x code_categories`) and `code_mean` (`B x code_continuous`);
+  with `num_classes`, the K+1 classifier of Salimans et al. 2016: the final layer gives
+  `class_logits` (`B x num_classes`) and the real/fake logit is their logsumexp (the
+  "fake" class has its logit fixed at 0).
   """
   image_size: int = 32
   base_features: int = 64
   stride1_convs: bool = True
   rotation_head: bool = False
   projection_dim: int = 0
+  code_categories: int = 0
+  code_continuous: int = 0
+  code_hidden: int = 128  # Width of the Q head's hidden layer.
+  num_classes: int = 0
   conv_backward: str = "phase"  # How 4x4 stride-2 gradients are computed: `conv.BACKWARDS`.
   dtype: Any = jnp.float32
 
@@ -150,12 +160,7 @@ class Discriminator(nn.Module):
       features[f"conv{n}"] = x
     x = x.reshape(x.shape[0], -1)
     features["pre_logits"] = x
-    logits = nn.Dense(1, kernel_init=dcgan_init, dtype=self.dtype, name="logits")(x)
-    if self.projection_dim:
-      h = act(nn.Dense(2 * self.projection_dim, dtype=self.dtype, name="projection_hidden")(x))
-      features["projection"] = nn.Dense(self.projection_dim, dtype=self.dtype, name="projection")(h).astype(jnp.float32)
-    if self.rotation_head:
-      features["rotation_logits"] = nn.Dense(4, kernel_init=dcgan_init, dtype=self.dtype,
-                                             name="rotation")(x).astype(jnp.float32)
-    return logits[:, 0].astype(jnp.float32), features
+    dense = lambda n, name: nn.Dense(n, kernel_init=dcgan_init, dtype=self.dtype, name=name)
+    logits = heads.discriminator_heads(self, x, dense(self.num_classes or 1, "logits")(x), features, dense, act)
+    return logits, features
 

@@ -1,0 +1,37 @@
+r"""Semi-supervised classification of the 5,000 real MNIST digits with 100 labels: the K+1 GAN.
+
+Run (no network needed):
+  python train.py --config=configs/mnist_ssl.py --workdir=runs/mnist_ssl
+  python eval.py --workdir=runs/mnist_ssl   # row `semi_supervised`: test accuracy, labels used
+The control, the same discriminator trained on the same 100 labels alone:
+  python train.py --config=configs/mnist_ssl.py:supervised_only --workdir=runs/mnist_ssl_supervised
+
+Salimans et al. 2016 ("Improved techniques for training GANs"): the discriminator's last
+layer gives 10 class logits, and its real/fake logit is their logsumexp (a generated image
+is class K+1, whose logit is fixed at 0). Its loss is the cross-entropy on the labelled
+subset plus the real/fake loss on all 4,000 training images; the generator matches the
+mean of D's last layer features on real images (feature matching). `labels_per_class`
+images of each class are chosen by `config.seed` and listed in the workdir's
+`labelled_subset.json`; no other label is read. The rest is the default recipe of
+`mnist_dcgan` (DiffAugment on every image D sees, the labelled ones included; SimCLR loss).
+Published anchors (full MNIST, 60,000 images): Improved GAN 0.93% test error with 100
+labels; Bad GAN 0.80%.
+"""
+
+import ml_collections
+
+from configs import mnist_dcgan
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  runlocal = arg in ("runlocal", "supervised_only,runlocal")
+  config = mnist_dcgan.get_config("runlocal" if runlocal else None)
+  config.ssl.update(labels_per_class=10, num_classes=10, feature_matching=True)
+  if arg and arg.startswith("supervised_only"):
+    # The control: D learns from the labelled images alone (still augmented); no real/fake
+    # loss and no contrastive loss, so the 3,900 unlabelled images never reach it.
+    config.ssl.unsupervised_weight = 0.0
+    config.contrastive.weight = 0.0
+  elif arg and not runlocal:
+    raise ValueError(f"config argument {arg!r}; allowed: runlocal, supervised_only, supervised_only,runlocal")
+  return config

@@ -1,0 +1,43 @@
+"""The heads every discriminator can carry on its pooled features, built one way for all."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, features: dict,
+                        dense: Callable[[int, str], Callable[[jax.Array], jax.Array]],
+                        act: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """Adds the heads that discriminator `d`'s fields ask for to `features` and returns the
+  real/fake logits `B`. Call inside `d`'s compact `__call__` (the heads are its submodules).
+
+  Args:
+    d: a discriminator with fields num_classes, projection_dim, rotation_head,
+      code_categories, code_continuous, code_hidden, dtype.
+    x_BxF: the features the heads read (`pre_logits`).
+    logits_BxK: the final layer's output: K = 1, or K = num_classes for the K+1
+      classifier (Salimans et al. 2016), whose real/fake logit is their logsumexp (the
+      fake class's logit fixed at 0); they are kept as `class_logits`.
+    dense: `dense(features, name)` -> the architecture's final-layer kind (e.g. spectrally
+      normalised), for the rotation head.
+    act: the architecture's hidden activation.
+  """
+  logits_BxK = logits_BxK.astype(jnp.float32)
+  if d.num_classes:
+    features["class_logits"] = logits_BxK
+    logits_BxK = jax.nn.logsumexp(logits_BxK, axis=-1, keepdims=True)
+  if d.projection_dim:  # SimCLR-style projection (as in ContraD, Jeong & Shin 2021).
+    h = act(nn.Dense(2 * d.projection_dim, dtype=d.dtype, name="projection_hidden")(x_BxF))
+    features["projection"] = nn.Dense(d.projection_dim, dtype=d.dtype, name="projection")(h).astype(jnp.float32)
+  if d.rotation_head:  # SS-GAN (Chen et al. 2019).
+    features["rotation_logits"] = dense(4, "rotation")(x_BxF).astype(jnp.float32)
+  if d.code_categories or d.code_continuous:  # InfoGAN's Q (Chen et al. 2016).
+    h = act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype, name="code_hidden")(x_BxF))
+    q = nn.Dense(d.code_categories + d.code_continuous, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
+                 name="code")(h).astype(jnp.float32)
+    features["code_logits"], features["code_mean"] = q[:, :d.code_categories], q[:, d.code_categories:]
+  return logits_BxK[:, 0]

@@ -1,0 +1,202 @@
+"""The GAN-native methods: InfoGAN's categorical code and the K+1 semi-supervised discriminator."""
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from gan_jax import data
+from gan_jax import losses
+from gan_jax import parallel
+from gan_jax import training
+from gan_jax.evaluation import workdir as workdir_lib
+from gan_jax.models import dcgan
+
+
+def test_head_losses_against_hand_computed_values():
+  loss, acc = losses.classification_loss(jnp.array([[2.0, 0.0], [0.0, 0.0]]), jnp.array([0, 1]))
+  np.testing.assert_allclose(loss, (np.log1p(np.exp(-2.0)) + np.log(2.0)) / 2, rtol=1e-6)
+  assert float(acc) == 0.5  # The tie [0, 0] argmaxes to class 0.
+  # Unit-variance Gaussian NLL without its constant: 0.5 * ((1 - 0)^2 + (2 - 0)^2), then the batch mean.
+  np.testing.assert_allclose(losses.continuous_code_loss(jnp.array([[1.0, 2.0], [0.0, 0.0]]), jnp.zeros((2, 2))),
+                             (2.5 + 0.0) / 2)
+  # Batch means (2, 3) and (0, 1): mean over features of the squared difference, ((2)^2 + (2)^2) / 2.
+  np.testing.assert_allclose(losses.feature_matching(jnp.array([[1.0, 2.0], [3.0, 4.0]]),
+                                                     jnp.array([[0.0, 0.0], [0.0, 2.0]])), 4.0)
+
+
+def test_mutual_information_loss_of_uniform_and_of_confident_balanced_predictions():
+  loss, conditional, marginal = losses.mutual_information_loss(jnp.zeros((6, 3)))
+  np.testing.assert_allclose([loss, conditional, marginal], [0.0, np.log(3), np.log(3)], atol=1e-6)
+  confident = 100.0 * jax.nn.one_hot(jnp.array([0, 1, 2, 0, 1, 2]), 3)
+  loss, conditional, marginal = losses.mutual_information_loss(confident)
+  np.testing.assert_allclose([loss, conditional, marginal], [-np.log(3), 0.0, np.log(3)], atol=1e-5)
+  collapsed = 100.0 * jax.nn.one_hot(jnp.zeros(6, int), 3)  # Confident but one cluster: no information.
+  np.testing.assert_allclose(losses.mutual_information_loss(collapsed)[0], 0.0, atol=1e-5)
+
+
+def test_k_plus_one_logit_is_the_logsumexp_of_the_class_logits():
+  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, num_classes=3)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (5, 28, 28, 1), minval=-1, maxval=1)
+  variables = d.init(jax.random.PRNGKey(1), x)
+  logits, features = d.apply(variables, x)
+  assert features["class_logits"].shape == (5, 3)
+  np.testing.assert_allclose(logits, jax.nn.logsumexp(features["class_logits"], axis=-1), rtol=1e-6)
+  # With class logits l, D(x) = sum(exp l) / (sum(exp l) + 1): the non-saturating loss of
+  # a real image with l = (0, 0, 0) is -log(3 / 4).
+  np.testing.assert_allclose(losses.non_saturating_discriminator(jnp.log(jnp.array([3.0])), jnp.array([-30.0])),
+                             -np.log(0.75), rtol=1e-6)
+
+
+def test_grid_has_one_row_per_code_value():
+  gan = training.make_gan(tiny_config("mnist_infogan"))
+  z, columns = training.grid_latents(jax.random.PRNGKey(0), 25, gan)
+  assert columns == 2 and z.shape == (20, 16 + 10 + 2)
+  rows = np.asarray(z).reshape(10, 2, -1)
+  np.testing.assert_array_equal(rows[:, :, 16:26].argmax(-1), np.repeat(np.arange(10)[:, None], 2, axis=1))
+  np.testing.assert_array_equal(rows[:, :, :16], np.broadcast_to(rows[:1, :, :16], rows[:, :, :16].shape))
+  assert not np.array_equal(rows[0, 0, :16], rows[0, 1, :16])  # Columns are different noise.
+  np.testing.assert_array_equal(rows[:, :, 26:], 0.0)
+
+
+def test_q_recovers_the_code_of_generated_images_after_a_short_run():
+  config = tiny_config("mnist_infogan", total_steps=60, augment="", **{
+      "contrastive.weight": 0.0, "infogan.categories": 4, "infogan.continuous": 0,
+      "g_optimizer.learning_rate": 1e-3, "d_optimizer.learning_rate": 1e-3})
+  gan = training.make_gan(config)
+  mesh = parallel.make_mesh()
+  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  images = data.load_split(config.data, "test", image_size=28, channels=1).images
+  train_fn = training.make_train_fn(gan, config, mesh, num_examples=len(images))
+  for _ in range(config.total_steps):
+    state, metrics = train_fn(state, images)
+
+  z, categories, _ = training.sample_latents(jax.random.PRNGKey(123), 400, gan)  # Latents not trained on.
+  fakes = gan.generator.apply(state["generator"], z, train=False)
+  _, features = gan.discriminator.apply(state["discriminator"], fakes)
+  accuracy = float(jnp.mean(features["code_logits"].argmax(-1) == categories))
+  assert accuracy > 0.4, accuracy  # Chance is 0.25 (std 0.022 over 400 samples).
+  assert float(metrics["d_code_acc"][-1]) > 0.25
+
+
+@pytest.fixture(scope="module")
+def ssl_runs(tmp_path_factory):
+  """Two 3-step semi-supervised runs on the same labelled subset; in the second, every
+  image outside the subset carries a wrong label."""
+  config = tiny_config("mnist_ssl", total_steps=3, save_every=3, sample_every=3, log_every=3,
+                       **{"ssl.labels_per_class": 2})
+  original = data.mnist_5k
+  labels = original("train")[1]
+  subset = data.labelled_subset(labels, 2, config.seed, 10)
+  runs = {}
+  for name, scramble in (("true", False), ("scrambled", True)):
+    workdir = tmp_path_factory.mktemp(name)
+
+    def mnist_5k(split, scramble=scramble):
+      images, y = original(split)
+      if scramble and split == "train":
+        outside = np.setdiff1d(np.arange(len(y)), subset)
+        y = y.copy()
+        y[outside] = (y[outside] + 1 + np.arange(len(outside)) % 9) % 10  # Never the true class.
+      return images, y
+
+    with pytest.MonkeyPatch.context() as m:
+      m.setattr(data, "mnist_5k", mnist_5k)
+      # Which images are labelled is fixed (it is drawn from the true labels above): the
+      # test is what the training loss reads, not how the subset is drawn.
+      m.setattr(data, "labelled_subset", lambda *a, **k: subset)
+      runs[name] = (workdir, jax.device_get(training.train_and_evaluate(config, str(workdir))))
+  return config, subset, labels, runs
+
+
+def test_unlabelled_images_labels_never_reach_the_loss(ssl_runs):
+  _, _, _, runs = ssl_runs
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), runs["true"][1], runs["scrambled"][1])
+
+
+def test_labelled_subset_is_saved_and_drives_the_loss(ssl_runs, tmp_path, monkeypatch):
+  config, subset, labels, runs = ssl_runs
+  saved = json.loads((runs["true"][0] / training.LABELLED_SUBSET_FILE).read_text())
+  assert saved["indices"] == subset.tolist() and saved["labels"] == labels[subset].tolist()
+  assert saved["num_labels"] == 20
+  # Control: a changed label inside the subset does change training.
+  original = data.mnist_5k
+
+  def mnist_5k(split):
+    images, y = original(split)
+    if split == "train":
+      y = y.copy()
+      y[subset[0]] = (y[subset[0]] + 1) % 10
+    return images, y
+  monkeypatch.setattr(data, "mnist_5k", mnist_5k)
+  monkeypatch.setattr(data, "labelled_subset", lambda *a, **k: subset)
+  state = jax.device_get(training.train_and_evaluate(config, str(tmp_path)))
+  assert not np.array_equal(state["discriminator"]["params"]["logits"]["kernel"],
+                            runs["true"][1]["discriminator"]["params"]["logits"]["kernel"])
+
+
+def test_labelled_subset_is_stratified_and_seeded():
+  labels = np.repeat(np.arange(3), 5)
+  a, b = data.labelled_subset(labels, 2, 0, 3), data.labelled_subset(labels, 2, 1, 3)
+  assert np.bincount(labels[a]).tolist() == [2, 2, 2] and not np.array_equal(a, b)
+  np.testing.assert_array_equal(a, data.labelled_subset(labels, 2, 0, 3))
+  with pytest.raises(data.DatasetError, match=r"config.ssl.labels_per_class=6: class 0 has only 5"):
+    data.labelled_subset(labels, 6, 0, 3)
+
+
+@pytest.mark.parametrize("base,row", [("mnist_infogan", "categorical_code"), ("mnist_ssl", "semi_supervised"),
+                                      ("mnist_ssl:supervised_only", "semi_supervised")])
+def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
+  config = tiny_config(base, total_steps=2, **({"ssl.labels_per_class": 2} if "ssl" in base else {}))
+  training.train_and_evaluate(config, str(tmp_path))
+  metrics = workdir_lib.evaluate_workdir(str(tmp_path))
+  result = metrics["representations"][row]
+  if row == "categorical_code":
+    assert set(result["code"]) >= {"acc", "nmi", "ari", "contingency"} and 0.0 < result["code"]["acc"] <= 1.0
+    assert (tmp_path / "eval" / "step_2" / "contingency_categorical_code.png").exists()
+  else:
+    assert result["classifier"]["num_labels"] == 20
+    np.testing.assert_allclose(result["classifier"]["test_error"], 1 - result["classifier"]["test_accuracy"])
+  assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("infogan.categories", 1, r"config.infogan.categories=1"),
+    ("infogan.continuous_weight", -0.1, r"config.infogan.continuous_weight=-0.1 must be >= 0"),
+    ("ssl.labels_per_class", -1, r"config.ssl.labels_per_class=-1 must be >= 0"),
+    ("ssl.num_classes", 1, r"config.ssl.num_classes=1 must be >= 2"),
+])
+def test_bad_head_settings_are_named(field, value, message):
+  base = "mnist_infogan" if field.startswith("infogan") else "mnist_ssl"
+  with pytest.raises(ValueError, match=message):
+    training.validate_config(tiny_config(base, **{field: value}))
+
+
+def test_unknown_head_field_is_named():
+  config = tiny_config("mnist_infogan")
+  config.infogan.categoris = 10
+  with pytest.raises(ValueError, match=r"config.infogan.categoris is not a field; allowed: categories"):
+    training.validate_config(config)
+
+
+def test_sngan_config_trains_with_spectral_norm_state_in_the_train_state(tmp_path):
+  import tensorflow_datasets as tfds
+  config = tiny_config("cifar10_sngan", total_steps=2, n_dis=2, **{
+      "data.download": False, "model.generator_features": 8, "model.discriminator_features": 8})
+  gan = training.make_gan(config)
+  initial = jax.device_get(jax.jit(functools.partial(training.init_state, gan, config))())
+  with tfds.testing.mock_data(num_examples=64):
+    state = jax.device_get(training.train_and_evaluate(config, str(tmp_path)))
+  stats = state["discriminator"]["batch_stats"]
+  u_path = ("block1", "conv1", "sn", "conv/kernel/u")
+  before, after = (functools.reduce(dict.__getitem__, u_path, s) for s in
+                   (initial["discriminator"]["batch_stats"], stats))
+  assert not np.allclose(before, after)  # 2 steps x n_dis 2 power iterations moved u.
+  assert int(state["d_opt_state"][0].count) == 4
+  # The checkpoint holds the spectral-norm state with the parameters.
+  restored = jax.device_get(workdir_lib.load_run(str(tmp_path))[3])
+  np.testing.assert_array_equal(functools.reduce(dict.__getitem__, u_path, restored["batch_stats"]), after)
