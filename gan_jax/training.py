@@ -37,6 +37,7 @@ from gan_jax import files
 from gan_jax import losses
 from gan_jax import metric_logging
 from gan_jax import models
+from gan_jax.models import heads
 from gan_jax import parallel
 from gan_jax import visualize
 from gan_jax.evaluation import representation
@@ -132,6 +133,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.categories == 1:
     raise ValueError("config.infogan.categories=1: a code with one value carries no information; use 0 or >= 2")
+  if code.q_input not in heads.CODE_INPUTS:
+    raise ValueError(f"config.infogan.q_input={code.q_input!r}; allowed: {', '.join(heads.CODE_INPUTS)}")
   if not code.noise_std > 0:
     raise ValueError(f"config.infogan.noise_std={code.noise_std!r} must be positive")
   if (code.categories or code.continuous) and code.hidden <= 0:
@@ -142,7 +145,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if ssl.labels_per_class:
     if ssl.num_classes < 2:
       raise ValueError(f"config.ssl.num_classes={ssl.num_classes!r} must be >= 2 with config.ssl.labels_per_class")
-    for field in ("supervised_weight", "unsupervised_weight", "batch_size"):
+    for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight"):
       if getattr(ssl, field) < 0:
         raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
   for field, value in zip(("weight", "temperature", "projection_dim"), contrastive_settings(config)):
@@ -197,7 +200,7 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        rotation_head=any(rotation_weights(config)),
                                        projection_dim=projection_dim if contrastive_weight else 0,
                                        code_categories=code.categories, code_continuous=code.continuous,
-                                       code_hidden=code.hidden, num_classes=ssl.num_classes if ssl.labels_per_class else 0,
+                                       code_hidden=code.hidden, code_input=code.q_input, num_classes=ssl.num_classes if ssl.labels_per_class else 0,
                                        conv_backward=conv_backward, dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
@@ -224,6 +227,7 @@ class CodeSettings(NamedTuple):
   categorical_weight: float = 1.0  # lambda of the categorical mutual-information term.
   continuous_weight: float = 0.1   # lambda of the continuous codes' term.
   hidden: int = 128              # Width of the Q head's hidden layer.
+  q_input: str = "pre_logits"    # What Q reads from D: `models.heads.CODE_INPUTS`.
   # Standard deviation of the generator's noise beside the codes. Below 1 it leaves the
   # categorical code to carry the data's discrete modes (ClusterGAN, Mukherjee et al. 2019).
   noise_std: float = 1.0
@@ -250,6 +254,9 @@ class SSLSettings(NamedTuple):
   unsupervised_weight: float = 1.0  # Weight of the real/fake loss (0: the supervised-only control).
   feature_matching: bool = True   # The generator matches D's mean `pre_logits` on real images.
   batch_size: int = 0             # Labelled images per discriminator update (0: config.batch_size).
+  # Weight of the entropy of D's class predictions on real images, minimised (the
+  # conditional-entropy term of Bad GAN, Dai et al. 2017; 0: Salimans et al.'s loss alone).
+  entropy_weight: float = 0.0
 
 
 def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
@@ -328,7 +335,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
-               unsupervised_weight: float = 1.0, feature_matching: bool = False,
+               unsupervised_weight: float = 1.0, entropy_weight: float = 0.0, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
@@ -360,6 +367,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       semi-supervision. The labels of all other images never reach a loss.
     supervised_weight, unsupervised_weight: weights of the K+1 discriminator's
       cross-entropy on `labelled` and of its real/fake loss (0 for the supervised-only control).
+    entropy_weight: weight of the mean entropy of D's class predictions on the real batch
+      (Bad GAN's conditional entropy; minimised).
     feature_matching: the generator's loss is Salimans et al.'s feature matching on D's
       `pre_logits` (against the last real batch) instead of the adversarial one.
     batch_sharding: how a batch is split over the devices; the latents of generated
@@ -458,6 +467,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         sup_loss, sup_acc = losses.classification_loss(features["class_logits"][part["labelled"]], labelled_batch[1])
         loss += supervised_weight * sup_loss
         aux.update(d_supervised_loss=sup_loss, d_supervised_acc=sup_acc)
+        if entropy_weight:
+          _, entropy, _ = losses.mutual_information_loss(features["class_logits"][part["real"]])
+          loss += entropy_weight * entropy
+          aux["d_class_entropy"] = entropy
       if rotation_d_weight:
         rot_loss, rot_acc = losses.rotation_loss(features["rotation_logits"][part["rotated"]], turns)
         loss += rotation_d_weight * rot_loss
@@ -564,6 +577,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               code_weights=(code.categorical_weight, code.continuous_weight),
                               code_real_weight=code.real_weight,
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
+                              entropy_weight=ssl.entropy_weight,
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)

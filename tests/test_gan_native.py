@@ -151,7 +151,8 @@ def test_labelled_subset_is_stratified_and_seeded():
 @pytest.mark.parametrize("base,row", [("mnist_infogan", "categorical_code"), ("mnist_ssl", "semi_supervised"),
                                       ("mnist_ssl:supervised_only", "semi_supervised")])
 def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
-  config = tiny_config(base, total_steps=2, **({"ssl.labels_per_class": 2} if "ssl" in base else {}))
+  config = tiny_config(base, total_steps=2, **{"evals.representation.probe": False, "evals.representation.n_init": 1},
+                       **({"ssl.labels_per_class": 2} if "ssl" in base else {}))
   training.train_and_evaluate(config, str(tmp_path))
   metrics = workdir_lib.evaluate_workdir(str(tmp_path))
   result = metrics["representations"][row]
@@ -167,6 +168,9 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
 @pytest.mark.parametrize("field,value,message", [
     ("infogan.categories", 1, r"config.infogan.categories=1"),
     ("infogan.continuous_weight", -0.1, r"config.infogan.continuous_weight=-0.1 must be >= 0"),
+    ("infogan.q_input", "avg", r"config.infogan.q_input='avg'; allowed: pre_logits, last_conv_max"),
+    ("infogan.noise_std", 0.0, r"config.infogan.noise_std=0.0 must be positive"),
+    ("ssl.entropy_weight", -1.0, r"config.ssl.entropy_weight=-1.0 must be >= 0"),
     ("ssl.labels_per_class", -1, r"config.ssl.labels_per_class=-1 must be >= 0"),
     ("ssl.num_classes", 1, r"config.ssl.num_classes=1 must be >= 2"),
 ])
@@ -200,3 +204,22 @@ def test_sngan_config_trains_with_spectral_norm_state_in_the_train_state(tmp_pat
   # The checkpoint holds the spectral-norm state with the parameters.
   restored = jax.device_get(workdir_lib.load_run(str(tmp_path))[3])
   np.testing.assert_array_equal(functools.reduce(dict.__getitem__, u_path, restored["batch_stats"]), after)
+
+
+def test_optional_terms_report_their_metrics():
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  gan = training.make_gan(tiny_config("mnist_infogan", **{"contrastive.weight": 0.0}))
+  state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
+  _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
+                                                        code_real_weight=1.0))(state, real)
+  assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
+          "d_code_real_entropy", "d_code_real_marginal_entropy"} <= set(metrics)
+
+  config = tiny_config("mnist_ssl", **{"contrastive.weight": 0.0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  labelled = (real[:, :4], jnp.array([[0, 1, 2, 3]]))
+  _, metrics = jax.jit(lambda s, r, l: training.train_step(s, r, gan=gan, labelled=l, entropy_weight=1.0,
+                                                           feature_matching=True))(state, real, labelled)
+  assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching"} <= set(metrics)
+  np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])

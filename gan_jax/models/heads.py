@@ -9,6 +9,11 @@ import jax
 import jax.numpy as jnp
 
 
+# What InfoGAN's Q head reads: D's flattened last features, or its last convolution
+# globally max-pooled (invariant to where a digit sits, as clustering needs).
+CODE_INPUTS = ("pre_logits", "last_conv_max")
+
+
 def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, features: dict,
                         dense: Callable[[int, str], Callable[[jax.Array], jax.Array]],
                         act: Callable[[jax.Array], jax.Array]) -> jax.Array:
@@ -17,7 +22,7 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
 
   Args:
     d: a discriminator with fields num_classes, projection_dim, rotation_head,
-      code_categories, code_continuous, code_hidden, dtype.
+      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), dtype.
     x_BxF: the features the heads read (`pre_logits`).
     logits_BxK: the final layer's output: K = 1, or K = num_classes for the K+1
       classifier (Salimans et al. 2016), whose real/fake logit is their logsumexp (the
@@ -36,7 +41,10 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
   if d.rotation_head:  # SS-GAN (Chen et al. 2019).
     features["rotation_logits"] = dense(4, "rotation")(x_BxF).astype(jnp.float32)
   if d.code_categories or d.code_continuous:  # InfoGAN's Q (Chen et al. 2016).
-    h = act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype, name="code_hidden")(x_BxF))
+    q_in = x_BxF
+    if d.code_input == "last_conv_max":  # Shift-invariant: the last conv layer, globally max-pooled.
+      q_in = features[max((k for k in features if k.startswith("conv")), key=lambda k: int(k[4:]))].max(axis=(1, 2))
+    h = act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype, name="code_hidden")(q_in))
     q = nn.Dense(d.code_categories + d.code_continuous, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
                  name="code")(h).astype(jnp.float32)
     features["code_logits"], features["code_mean"] = q[:, :d.code_categories], q[:, d.code_categories:]

@@ -135,6 +135,7 @@ class Discriminator(nn.Module):
   code_categories: int = 0
   code_continuous: int = 0
   code_hidden: int = 128
+  code_input: str = "pre_logits"  # What Q reads: `heads.CODE_INPUTS`.
   num_classes: int = 0
   conv_backward: str = "phase"  # Unused.
   dtype: Any = jnp.float32
