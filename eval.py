@@ -4,7 +4,8 @@ r"""Evaluates a training run: k-means and linear probes on its discriminator's f
 
 Uses the config saved in the workdir; writes workdir/eval/step_<step>/metrics.json and
 plots, and prints one row per representation (the GAN's discriminator and the two
-controls: a randomly initialised discriminator and raw pixels).
+controls: a randomly initialised discriminator and raw pixels), and one per GAN-native
+head the run has: `categorical_code` (InfoGAN's Q) and `semi_supervised` (K+1 classifier).
 """
 
 import sys

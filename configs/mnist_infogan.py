@@ -4,12 +4,20 @@ Run (no network needed):
   python train.py --config=configs/mnist_infogan.py --workdir=runs/mnist_infogan
   python eval.py --workdir=runs/mnist_infogan   # row `categorical_code`: argmax Q(c | x)
 
-The generator's input is 100 noise dimensions, a categorical code c of 10 values and 2
-continuous codes uniform in [-1, 1]; Q(c | x) is a head (dense 128, LeakyReLU, dense 12)
-on the discriminator's shared body, and the mutual-information terms (cross-entropy of Q
-on the generated images, plus 0.1 x the continuous codes' Gaussian error) are added to
-both losses (Chen et al. 2016). A real image's cluster is argmax Q(c | x). Sample grids
-have one row per value of c. The rest is the default recipe of `mnist_dcgan`.
+The generator's input is 62 noise dimensions (N(0, 1)), a categorical code c of 10 values
+and 2 continuous codes uniform in [-1, 1] (InfoGAN's MNIST setting); Q is a head (dense 128,
+LeakyReLU, dense 12) on the discriminator's shared body, and the mutual-information terms
+(cross-entropy of Q on the generated images, plus 0.1 x the continuous codes' Gaussian
+error) are added to both losses (Chen et al. 2016), with InfoGAN's generator learning rate
+1e-3. Beyond the paper: D and Q also maximise the mutual information between real images
+and Q's clusters (`infogan.real_weight`). These three changes together (62 noise dims, lr
+1e-3, the real-image term) gave 0.401 at step 2,000 where the plain recipe gave 0.299; which
+of them matters is not separated yet (README, "GAN-native methods"). A real image's cluster is argmax Q(c | x). Sample
+grids have one row per value of c. The rest is the default recipe of `mnist_dcgan`
+(DiffAugment, SimCLR loss on D).
+Measured (2-core CPU, seed 0, beside other runs): `categorical_code` ACC 0.516, NMI 0.440,
+ARI 0.323 at step 5,000, still rising; the issue's target (>= 0.85 over 3 seeds) is NOT met.
+Published anchors (full MNIST): InfoGAN about 0.95; ClusterGAN 0.91 mean (0.95 best).
 """
 
 import ml_collections
@@ -19,6 +27,9 @@ from configs import mnist_dcgan
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = mnist_dcgan.get_config(arg)
-  config.infogan.update(categories=10, continuous=2, categorical_weight=1.0, continuous_weight=0.1)
+  config.model.latent_dim = 62
+  config.infogan.update(categories=10, continuous=2, categorical_weight=1.0, continuous_weight=0.1,
+                        real_weight=1.0)
+  config.g_optimizer.learning_rate = 1e-3
   config.num_samples = 100  # 10 rows (code values) x 10 columns (noise vectors).
   return config

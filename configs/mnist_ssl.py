@@ -10,10 +10,17 @@ Salimans et al. 2016 ("Improved techniques for training GANs"): the discriminato
 layer gives 10 class logits, and its real/fake logit is their logsumexp (a generated image
 is class K+1, whose logit is fixed at 0). Its loss is the cross-entropy on the labelled
 subset plus the real/fake loss on all 4,000 training images; the generator matches the
-mean of D's last layer features on real images (feature matching). `labels_per_class`
+mean of D's last layer features on real images (feature matching). D also minimises the
+entropy of its class predictions on real images (Bad GAN's term, Dai et al. 2017); in the
+trials it made no clear difference up to step 3,000 (0.859 / 0.898 / 0.922 with it, 0.862 /
+0.904 / 0.915 without, at steps 1,000 / 2,000 / 3,000), and only the run with it went on to
+5,000. `labels_per_class`
 images of each class are chosen by `config.seed` and listed in the workdir's
 `labelled_subset.json`; no other label is read. The rest is the default recipe of
 `mnist_dcgan` (DiffAugment on every image D sees, the labelled ones included; SimCLR loss).
+Measured (2-core CPU, seed 0, beside other runs): `semi_supervised` test accuracy 0.953
+(error 4.7%) at step 5,000; the issue's target (error <= 3% over 3 seeds) is NOT met yet,
+and the supervised-only control is not measured yet.
 Published anchors (full MNIST, 60,000 images): Improved GAN 0.93% test error with 100
 labels; Bad GAN 0.80%.
 """
@@ -26,11 +33,12 @@ from configs import mnist_dcgan
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   runlocal = arg in ("runlocal", "supervised_only,runlocal")
   config = mnist_dcgan.get_config("runlocal" if runlocal else None)
-  config.ssl.update(labels_per_class=10, num_classes=10, feature_matching=True)
+  config.ssl.update(labels_per_class=10, num_classes=10, feature_matching=True, entropy_weight=1.0)
   if arg and arg.startswith("supervised_only"):
     # The control: D learns from the labelled images alone (still augmented); no real/fake
     # loss and no contrastive loss, so the 3,900 unlabelled images never reach it.
     config.ssl.unsupervised_weight = 0.0
+    config.ssl.entropy_weight = 0.0
     config.contrastive.weight = 0.0
   elif arg and not runlocal:
     raise ValueError(f"config argument {arg!r}; allowed: runlocal, supervised_only, supervised_only,runlocal")
