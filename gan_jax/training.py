@@ -67,20 +67,18 @@ class GAN(NamedTuple):
     return self.latent_dim + self.num_categories + self.num_continuous
 
 
-def sample_latents(key: jax.Array, batch_size: int, gan: GAN,
-                   categories_B: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+def sample_latents(key: jax.Array, batch_size: int, gan: GAN) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Generator inputs `B x input_dim`: N(0, noise_std^2) noise, then the one-hot categorical code
-  (uniform over its values, or `categories_B` when given), then the continuous codes
-  (uniform in [-1, 1]). Returns (inputs, categories int32 `B`, continuous `B x C`)."""
+  (uniform over its values), then the continuous codes (uniform in [-1, 1]).
+  Returns (inputs, categories int32 `B`, continuous `B x C`)."""
   # The noise takes `key` itself, so a GAN without codes draws what it always drew;
   # fold_in(key, i > 0) are independent of it.
   c_key, u_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
   z = gan.noise_std * jax.random.normal(key, (batch_size, gan.latent_dim))
-  if categories_B is None:
-    categories_B = jax.random.randint(c_key, (batch_size,), 0, max(gan.num_categories, 1))
+  categories = jax.random.randint(c_key, (batch_size,), 0, max(gan.num_categories, 1))
   continuous = jax.random.uniform(u_key, (batch_size, gan.num_continuous), minval=-1.0, maxval=1.0)
-  one_hot = jax.nn.one_hot(categories_B, gan.num_categories)
-  return jnp.concatenate([z, one_hot, continuous], axis=1), categories_B, continuous
+  one_hot = jax.nn.one_hot(categories, gan.num_categories)
+  return jnp.concatenate([z, one_hot, continuous], axis=1), categories, continuous
 
 
 def grid_latents(key: jax.Array, num_samples: int, gan: GAN) -> tuple[jax.Array, int]:
@@ -200,7 +198,8 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        rotation_head=any(rotation_weights(config)),
                                        projection_dim=projection_dim if contrastive_weight else 0,
                                        code_categories=code.categories, code_continuous=code.continuous,
-                                       code_hidden=code.hidden, code_input=code.q_input, num_classes=ssl.num_classes if ssl.labels_per_class else 0,
+                                       code_hidden=code.hidden, code_input=code.q_input,
+                                       num_classes=ssl.num_classes if ssl.labels_per_class else 0,
                                        conv_backward=conv_backward, dtype=dtype)
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
@@ -237,13 +236,20 @@ class CodeSettings(NamedTuple):
   real_weight: float = 0.0
 
 
+def _settings(config: ml_collections.ConfigDict, block: str, settings_type):
+  """`config.<block>` as a `settings_type` NamedTuple (its defaults where the config, or an
+  older one without the block, says nothing); an unknown field is an error naming it."""
+  given = dict(config.get(block) or {})
+  unknown = set(given) - set(settings_type._fields)
+  if unknown:
+    raise ValueError(f"config.{block}.{sorted(unknown)[0]} is not a field; "
+                     f"allowed: {', '.join(settings_type._fields)}")
+  return settings_type(**given)
+
+
 def code_settings(config: ml_collections.ConfigDict) -> CodeSettings:
   """The run's InfoGAN settings; no codes in configs that predate them."""
-  given = dict(config.get("infogan") or {})
-  unknown = set(given) - set(CodeSettings._fields)
-  if unknown:
-    raise ValueError(f"config.infogan.{sorted(unknown)[0]} is not a field; allowed: {', '.join(CodeSettings._fields)}")
-  return CodeSettings(**given)
+  return _settings(config, "infogan", CodeSettings)
 
 
 class SSLSettings(NamedTuple):
@@ -261,11 +267,7 @@ class SSLSettings(NamedTuple):
 
 def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
   """The run's semi-supervised settings; off in configs that predate them."""
-  given = dict(config.get("ssl") or {})
-  unknown = set(given) - set(SSLSettings._fields)
-  if unknown:
-    raise ValueError(f"config.ssl.{sorted(unknown)[0]} is not a field; allowed: {', '.join(SSLSettings._fields)}")
-  return SSLSettings(**given)
+  return _settings(config, "ssl", SSLSettings)
 
 
 def seed_keys(seed: int) -> dict[str, jax.Array]:
@@ -387,9 +389,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
   d_key, g_key = jax.random.split(key)
   g_vars = state["generator"]
   n_dis, batch_size = real_DxBxHxWxC.shape[:2]
-  categorical_weight, continuous_weight = code_weights if gan.num_categories or gan.num_continuous else (0.0, 0.0)
-  categorical_weight *= bool(gan.num_categories)
-  continuous_weight *= bool(gan.num_continuous)
+  categorical_weight = code_weights[0] if gan.num_categories else 0.0
+  continuous_weight = code_weights[1] if gan.num_continuous else 0.0
 
   def generate(g_params, z_key):
     z, categories, continuous = sample_latents(z_key, batch_size, gan)
