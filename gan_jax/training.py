@@ -4,7 +4,8 @@ The train state is a plain dict pytree:
   step          int32 scalar, the number of generator updates done
   rng           uint32[2] key; the step's randomness is `fold_in(rng, step)`
   generator     flax variables {"params", "batch_stats"}
-  discriminator flax variables {"params"}
+  discriminator flax variables {"params"}, plus "batch_stats" (the spectral norms'
+                power-iteration vectors) in the SNGAN ResNet
   g_opt_state, d_opt_state   Optax states
   g_ema_params  exponential moving average of the generator params (samples use it)
 
