@@ -1,11 +1,14 @@
 r"""Evaluates a training run: k-means and linear probes on its discriminator's features.
 
-  python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan] [--validation]
+  python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan] [--validation] [--generation_samples=N]
 
 Uses the config saved in the workdir; writes workdir/eval/step_<step>/metrics.json and
 plots, and prints one row per representation (the GAN's discriminator and the two
 controls: a randomly initialised discriminator and raw pixels), and one per GAN-native
 head the run has: `categorical_code` (InfoGAN's Q) and `semi_supervised` (K+1 classifier).
+With `config.evals.generation.num_samples` (or --generation_samples), also FID, KID, IS,
+precision and recall of the EMA generator and of the real test split (the floor), each with
+its protocol (`gan_jax.evaluation.generation`).
 """
 
 import sys
@@ -26,6 +29,9 @@ _FEATURES = flags.DEFINE_string("features", None, "One representation for k-mean
                                 "the run's config.evals.representation.{kmeans,probe}_features).")
 _VALIDATION = flags.DEFINE_bool("validation", False, "Score on a stratified 20% of the training split (fitting "
                                 "on the rest) instead of the test split: for choosing recipes.")
+_GENERATION_SAMPLES = flags.DEFINE_integer(
+    "generation_samples", None, "Generated images for FID / KID / IS / precision-recall (default: the run's "
+    "config.evals.generation.num_samples; 0: skip them).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -35,7 +41,8 @@ def main(argv):
   metric_logging.configure_cli_logging()
   try:
     metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value,
-                                          num_clusters=_NUM_CLUSTERS.value, validation=_VALIDATION.value)
+                                          num_clusters=_NUM_CLUSTERS.value, validation=_VALIDATION.value,
+                                          generation_samples=_GENERATION_SAMPLES.value)
   except workdir_lib.EvalError as e:
     sys.exit(f"eval.py: {e}")
   p = metrics["protocol"]
@@ -44,6 +51,8 @@ def main(argv):
         f"{p['probe_features']}; fitted on {p['train_split']} ({p['train_size']}), scored on {p['test_split']} "
         f"({p['test_size']})")
   print(report.format_table(metrics["representations"]))
+  if "generation" in metrics:
+    print(report.format_generation(metrics["generation"]))
 
 
 if __name__ == "__main__":

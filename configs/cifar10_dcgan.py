@@ -11,8 +11,8 @@ Adam(2e-4, b1=0.5, b2=0.999), n_dis=1, batch 64, 100k generator steps: the DCGAN
 setting ("C") of the SNGAN paper's Table 2.
 Published reference for this architecture: with spectral normalisation in D the SNGAN
 paper reports Inception Score 7.42 and FID 29.3 (5k samples); without it the
-optimizer settings of its Table 2 give IS between about 6 and 7. Not measured here yet:
-FID needs the generation-metrics evaluator, and a 100k-step run needs a GPU.
+optimizer settings of its Table 2 give IS between about 6 and 7. Not measured here: a
+100k-step run needs a GPU, and FID the InceptionV3 weights file (see the comment below).
 """
 
 import ml_collections
@@ -42,7 +42,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # `dcgan` would be 22,528 dims x 50,000 images here (4.5 GB a copy); the last conv
   # layer flattened (4x4x512) keeps the probe to 8,192.
   config.evals.representation.probe_features = "pre_logits"
-
+  # The papers' FID protocol: 50,000 EMA samples against the 50,000 training images on
+  # InceptionV3's pool3. Off until the converted weights are named (README, "Generation
+  # metrics"): --config.evals.generation.num_samples=50000
+  # --config.evals.generation.inception_weights=/path/pt_inception-2015-12-05.npz
+  config.evals.generation.update(num_samples=0, extractor="inception_v3", resize="bilinear")
 
   if arg == "runlocal":  # Same model, a few steps: checks the pipeline on a laptop.
     config.steps_per_call = 1  # Compiles faster; fused calls only pay off over long runs.

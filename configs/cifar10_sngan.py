@@ -14,7 +14,7 @@ over 50k generator updates, generator EMA 0.9999 for samples.
 Published numbers for this recipe: the SNGAN paper gives Inception Score 8.22 and FID
 21.7 (ResNet, hinge, 50k samples vs the train set for IS; 10k test-set FID); torch-mimicry's
 reproduction reports FID about 17 (50k samples against the train set, 100k steps).
-Not measured here yet: FID is the generation-metrics evaluator's work, and a run needs a GPU.
+Not measured here: a run needs a GPU, and FID the InceptionV3 weights (configs/cifar10_dcgan.py).
 """
 
 import ml_collections

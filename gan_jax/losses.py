@@ -127,6 +127,18 @@ def mutual_information_loss(logits_BxK: jax.Array) -> tuple[jax.Array, jax.Array
   return conditional - marginal, conditional, marginal
 
 
+def paired_mutual_information_loss(logits1_BxK: jax.Array, logits2_BxK: jax.Array) -> jax.Array:
+  """Minus the mutual information between the clusters a classifier gives two views of the
+  same images (IIC, Ji et al. 2019): the joint P(c, c') is the batch mean of the outer
+  product of the two predictions, symmetrised; I = sum P log(P / (P(c) P(c'))). Maximal
+  (log K) when the views always agree and every cluster is used equally; in nats."""
+  p1, p2 = jax.nn.softmax(logits1_BxK), jax.nn.softmax(logits2_BxK)
+  joint = p1.T @ p2 / logits1_BxK.shape[0]
+  joint = ((joint + joint.T) / 2).clip(1e-12)
+  marginal_i, marginal_j = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+  return -jnp.sum(joint * (jnp.log(joint) - jnp.log(marginal_i) - jnp.log(marginal_j)))
+
+
 def feature_matching(real_features_BxF: jax.Array, fake_features_BxF: jax.Array) -> jax.Array:
   """The generator loss of Salimans et al. 2016: squared distance between the batch means
   of a discriminator layer on real and on generated images, averaged over features."""

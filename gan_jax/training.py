@@ -41,6 +41,7 @@ from gan_jax import models
 from gan_jax.models import heads
 from gan_jax import parallel
 from gan_jax import visualize
+from gan_jax.evaluation import generation
 from gan_jax.evaluation import representation
 
 OPTIMIZERS = ("adam", "adamw")
@@ -127,7 +128,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if weight < 0:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
   code = code_settings(config)
-  for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight"):
+  for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
+                "pair_weight"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.categories == 1:
@@ -153,6 +155,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.get("eval_every", 0) < 0:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be >= 0 (0: no evaluation during training)")
   representation.get_config(config)
+  generation.get_config(config)
   augment.parse_policy(config.get("augment", ""))
   for field in ("total_steps", "log_every", "save_every", "sample_every", "eval_every"):
     if config.get(field, 0) % config.steps_per_call:
@@ -235,6 +238,10 @@ class CodeSettings(NamedTuple):
   # D and Q (`losses.mutual_information_loss`): Q also learns from real images, with
   # confident, balanced predictions, beside learning the codes of generated ones.
   real_weight: float = 0.0
+  # Weight of the mutual information between Q's clusters on two augmented views of each
+  # real image (IIC, Ji et al. 2019), maximised by D and Q: a real image's cluster must
+  # survive translation and cutout, which a digit's class does and its position does not.
+  pair_weight: float = 0.0
 
 
 def _settings(config: ml_collections.ConfigDict, block: str, settings_type):
@@ -337,7 +344,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
+               code_pair_weight: float = 0.0, labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
@@ -365,6 +372,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       players' losses (Chen et al. 2016). Used when `gan` has codes.
     code_real_weight: weight of minus the mutual information between real images (as D
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
+    code_pair_weight: weight of minus the mutual information between Q's categorical
+      predictions on two translated-and-cut-out views of each real image, in D's loss.
     labelled: the K+1 discriminator's labelled batches (images `D x L x H x W x C` in
       [-1, 1], int labels `D x L`), one per discriminator update; None without
       semi-supervision. The labels of all other images never reach a loss.
@@ -382,7 +391,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     the penalty is on, r1 with R1, d_rotation_loss / d_rotation_acc and g_rotation_loss when
     rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
     d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
-    d_code_continuous_loss with InfoGAN codes, d_supervised_loss / d_supervised_acc
+    d_code_continuous_loss with InfoGAN codes, d_code_pair_mi (nats) with the paired term, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
   """
   step = state["step"]
@@ -445,7 +454,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     if rotation_d_weight:
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
-    if contrastive_weight:  # Two views of the real batch, augmented with translation and cutout.
+    pair_weight = code_pair_weight if gan.num_categories else 0.0
+    if contrastive_weight or pair_weight:  # Two views of the real batch, augmented with translation and cutout.
       for i in range(2):
         judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
     images, part = _concat(judged)
@@ -465,6 +475,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         mi_loss, conditional, marginal = losses.mutual_information_loss(features["code_logits"][part["real"]])
         loss += code_real_weight * mi_loss
         aux.update(d_code_real_entropy=conditional, d_code_real_marginal_entropy=marginal)
+      if pair_weight:
+        pair_mi = -losses.paired_mutual_information_loss(features["code_logits"][part["view0"]],
+                                                         features["code_logits"][part["view1"]])
+        loss -= pair_weight * pair_mi
+        aux["d_code_pair_mi"] = pair_mi
       if labelled_batch is not None:
         sup_loss, sup_acc = losses.classification_loss(features["class_logits"][part["labelled"]], labelled_batch[1])
         loss += supervised_weight * sup_loss
@@ -577,7 +592,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               contrastive_weight=contrastive_weight,
                               contrastive_temperature=contrastive_temperature,
                               code_weights=(code.categorical_weight, code.continuous_weight),
-                              code_real_weight=code.real_weight,
+                              code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
@@ -624,6 +639,13 @@ def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   return sample
 
 
+def make_generate_fn(gan: GAN, seed: int, batch_size: int):
+  """`generate(state, key) -> batch_size images` in [-1, 1] from the EMA generator, on
+  fresh latents (codes included) drawn from `key`: what generation metrics score."""
+  sample = make_sample_fn(gan, seed)
+  return jax.jit(lambda state, key: sample(state, sample_latents(key, batch_size, gan)[0]))
+
+
 # ----------------------------------------------------------------------------
 # The loop.
 # ----------------------------------------------------------------------------
@@ -667,7 +689,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Writes `workdir/checkpoints/` (Orbax), `workdir/samples/step_<step>.png` (EMA
   generator on a fixed noise), `workdir/tensorboard/` and `workdir/config.json`.
   Every `config.eval_every` steps (and at the end) the representation evaluator
-  (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard.
+  (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard, and
+  with `config.evals.generation.num_samples` the generation metrics eval/generation/<metric>
+  (FID, KID, IS, precision, recall of the EMA generator; `evaluation.generation`).
   Returns the final train state.
   """
   validate_config(config)
@@ -739,9 +763,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                               initial, train=train_data if jax.process_count() == 1 else None,
                                               num_labels=len(labelled[1]) if labelled else 0)
 
+  generation_settings = generation.get_config(config)
+  generation_evaluator = None
+  if eval_every and generation_settings.num_samples and step < config.total_steps:
+    # Prepared now (the domain classifier trained or loaded, the reference statistics
+    # computed or read from the cache), so that a problem shows before training.
+    generation_evaluator = generation.make_evaluator(config, generation_settings,
+                                                     train_data if jax.process_count() == 1 else None)
+    generate_fn = make_generate_fn(gan, config.seed, generation_settings.batch_size)
+
   def run_evals(step):
     start = time.perf_counter()
     scalars = dict(evaluator.run(state))
+    if generation_evaluator is not None:
+      scores = generation_evaluator.run(functools.partial(generate_fn, state))
+      scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
     scalars["eval/seconds"] = time.perf_counter() - start
     writer.write_scalars(step, scalars)
     return scalars["eval/seconds"]

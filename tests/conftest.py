@@ -26,6 +26,7 @@ def tiny_config(base: str = "mnist_dcgan", **overrides):
   config.sample_every = 2
   config.eval_every = 0  # Tests that evaluate turn it on.
   config.num_samples = 4
+  config.evals.generation.num_samples = 0  # Tests that score generation turn it on.
   for field, value in overrides.items():
     node = config
     *parents, leaf = field.split(".")
@@ -33,6 +34,12 @@ def tiny_config(base: str = "mnist_dcgan", **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_directory(tmp_path_factory):
+  """Domain classifiers and reference statistics go to a fresh cache, never ~/.cache."""
+  os.environ["GAN_JAX_CACHE"] = str(tmp_path_factory.mktemp("gan_jax_cache"))
 
 
 @pytest.fixture

@@ -39,6 +39,21 @@ def test_mutual_information_loss_of_uniform_and_of_confident_balanced_prediction
   np.testing.assert_allclose(losses.mutual_information_loss(collapsed)[0], 0.0, atol=1e-5)
 
 
+def test_paired_mutual_information_against_its_extremes_and_a_hand_computed_joint():
+  agree = 100.0 * jax.nn.one_hot(jnp.array([0, 1, 2, 0, 1, 2]), 3)
+  np.testing.assert_allclose(losses.paired_mutual_information_loss(agree, agree), -np.log(3), atol=1e-5)
+  # Confident views that are independent of each other: the joint is the product of its marginals.
+  other = 100.0 * jax.nn.one_hot(jnp.array([0, 1, 0, 1]), 2)
+  shifted = 100.0 * jax.nn.one_hot(jnp.array([0, 0, 1, 1]), 2)
+  np.testing.assert_allclose(losses.paired_mutual_information_loss(other, shifted), 0.0, atol=1e-6)
+  # Two images, views (0, 0) and (0, 1): joint [[1/2, 1/4], [1/4, 0]] after symmetrising.
+  a, b = 100.0 * jax.nn.one_hot(jnp.array([0, 0]), 2), 100.0 * jax.nn.one_hot(jnp.array([0, 1]), 2)
+  joint = np.array([[0.5, 0.25], [0.25, 0.0]])
+  m = joint.sum(1)
+  expected = sum(joint[i, j] * np.log(joint[i, j] / (m[i] * m[j])) for i in range(2) for j in range(2) if joint[i, j])
+  np.testing.assert_allclose(losses.paired_mutual_information_loss(a, b), -expected, atol=1e-5)
+
+
 def test_k_plus_one_logit_is_the_logsumexp_of_the_class_logits():
   d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, num_classes=3)
   x = jax.random.uniform(jax.random.PRNGKey(0), (5, 28, 28, 1), minval=-1, maxval=1)
@@ -169,6 +184,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("infogan.categories", 1, r"config.infogan.categories=1"),
     ("infogan.continuous_weight", -0.1, r"config.infogan.continuous_weight=-0.1 must be >= 0"),
     ("infogan.q_input", "avg", r"config.infogan.q_input='avg'; allowed: pre_logits, last_conv_max"),
+    ("infogan.pair_weight", -1.0, r"config.infogan.pair_weight=-1.0 must be >= 0"),
     ("infogan.noise_std", 0.0, r"config.infogan.noise_std=0.0 must be positive"),
     ("ssl.entropy_weight", -1.0, r"config.ssl.entropy_weight=-1.0 must be >= 0"),
     ("ssl.labels_per_class", -1, r"config.ssl.labels_per_class=-1 must be >= 0"),
@@ -211,9 +227,11 @@ def test_optional_terms_report_their_metrics():
   gan = training.make_gan(tiny_config("mnist_infogan", **{"contrastive.weight": 0.0}))
   state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
-                                                        code_real_weight=1.0))(state, real)
+                                                        code_real_weight=1.0, code_pair_weight=1.0))(state, real)
   assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
-          "d_code_real_entropy", "d_code_real_marginal_entropy"} <= set(metrics)
+          "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi"} <= set(metrics)
+  # Two views of the same images through one Q: the estimate is a mutual information, in [0, log K].
+  assert 0.0 <= float(metrics["d_code_pair_mi"]) <= np.log(gan.num_categories) + 1e-6
 
   config = tiny_config("mnist_ssl", **{"contrastive.weight": 0.0})
   gan = training.make_gan(config)

@@ -6,12 +6,14 @@ training split and its clusters assigned to the test split (ACC / NMI / ARI on t
 a linear probe with its L2 strength chosen on a validation part of the training split.
 `evaluate_workdir(workdir)` runs it on a training run's checkpoint beside the controls
 (what `eval.py` does); `representation.Evaluator` is the same inside training.
+`generation` scores the generator itself: FID, KID, IS, precision and recall.
 """
 
 from __future__ import annotations
 
 # Modules, not their functions: `gan_jax.evaluation.kmeans` must stay the module.
 from gan_jax.evaluation import features
+from gan_jax.evaluation import generation
 from gan_jax.evaluation import kmeans
 from gan_jax.evaluation.linear_probe import fit_linear_probe
 from gan_jax.evaluation.metrics import cluster_accuracy, clustering_metrics, contingency_matrix
@@ -19,5 +21,5 @@ from gan_jax.evaluation.protocol import evaluate
 # Last: it imports gan_jax.training, which imports the modules above.
 from gan_jax.evaluation.workdir import evaluate_workdir
 
-__all__ = ["evaluate", "evaluate_workdir", "features", "kmeans", "fit_linear_probe", "cluster_accuracy",
+__all__ = ["evaluate", "evaluate_workdir", "features", "generation", "kmeans", "fit_linear_probe", "cluster_accuracy",
            "clustering_metrics", "contingency_matrix"]

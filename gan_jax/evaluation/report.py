@@ -26,6 +26,20 @@ def format_table(representations: dict[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
+def format_generation(generation: dict[str, dict[str, Any]]) -> str:
+  """One row per scored image set (the generator, the real floor): FID, KID, IS,
+  precision, recall; then each row's protocol."""
+  columns = (("FID", "fid", ".3f"), ("KID x 1e3", "kid_mean", ".3f"), ("IS", "is_mean", ".3f"),
+             ("precision", "precision", ".3f"), ("recall", "recall", ".3f"))
+  width = max(len(name) for name in generation) + 2
+  lines = [f"{'generation':<{width}}" + "".join(f"{c:>12}" for c, _, _ in columns)]
+  for name, scores in generation.items():
+    values = [scores[key] * (1e3 if key == "kid_mean" else 1.0) for _, key, _ in columns]
+    lines.append(f"{name:<{width}}" + "".join(f"{v:>12{fmt}}" for v, (_, _, fmt) in zip(values, columns)))
+  lines += [f"  {name}: {scores['protocol']['label']}" for name, scores in generation.items()]
+  return "\n".join(lines)
+
+
 def _figure(figsize):
   """A matplotlib Figure outside pyplot: no global backend switch (a notebook's stays
   as it is), nothing to close, no display needed on servers."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -22,6 +22,7 @@ from gan_jax import checkpoints
 from gan_jax import files
 from gan_jax import parallel
 from gan_jax import training  # Attribute access at call time only (training imports this package).
+from gan_jax.evaluation import generation
 from gan_jax.evaluation import linear_probe
 from gan_jax.evaluation import report
 from gan_jax.evaluation import representation
@@ -40,8 +41,17 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None):
-  """(config, gan, step, trained discriminator variables, initial discriminator variables).
+class Run(NamedTuple):
+  config: ml_collections.ConfigDict
+  gan: Any                   # training.GAN
+  step: int
+  discriminator: Any         # The trained discriminator's variables.
+  initial_discriminator: Any  # Its variables at initialisation (the random control).
+  state: dict[str, Any]      # The whole restored train state.
+
+
+def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Run:
+  """The run's config, modules and state at checkpoint `step` (default: the latest).
 
   The initial variables come from the run's own seed scheme (`training.init_state`), so
   the random control is the network this run started from. `config`: the run's, if
@@ -67,7 +77,7 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
   finally:
     manager.close()
   initial = jax.jit(init_fn, out_shardings=replicated)()
-  return config, gan, step, state["discriminator"], initial["discriminator"]
+  return Run(config, gan, step, state["discriminator"], initial["discriminator"], state)
 
 
 def _num_labels(workdir: str) -> int:
@@ -80,7 +90,8 @@ def _num_labels(workdir: str) -> int:
 
 
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
-                     num_clusters: int | None = None, validation: bool = False, write: bool = True) -> dict[str, Any]:
+                     num_clusters: int | None = None, validation: bool = False, write: bool = True,
+                     generation_samples: int | None = None) -> dict[str, Any]:
   """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`.
 
   Args:
@@ -93,8 +104,13 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     validation: fit on 80% of the training split and score on the other 20% (stratified),
       never reading the test split: for choosing a recipe. Results go to `..._validation/`.
     write: write metrics.json and the plots (False: only return the metrics).
+    generation_samples: generated images for the generation metrics, overriding
+      `config.evals.generation.num_samples` (0: none).
   Returns:
-    {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}.
+    {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}, and with
+    generation metrics "generation": {"ema_generator": scores, "real_floor": the scores of real
+    images of another split (the test split; the floor)},
+    each with its protocol (`evaluation.generation.score`).
   """
   config = load_config(workdir)
   try:  # Settings are checked before the (slower) restore.
@@ -112,7 +128,14 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     except ValueError:
       raise EvalError(f"--features={features!r}; allowed: "
                       f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
-  config, gan, step, trained, initial = load_run(workdir, step, config)
+  try:
+    generation_settings = generation.get_config(config)
+    if generation_samples is not None:
+      generation_settings.num_samples = generation_samples
+      generation.check_config(generation_settings)
+  except ValueError as e:
+    raise EvalError(str(e).replace("config.evals.generation.num_samples", "--generation_samples")) from None
+  config, gan, step, trained, initial, state = load_run(workdir, step, config)
 
   try:
     evaluator = representation.make_evaluator(config, settings, gan.discriminator, initial, validation=validation,
@@ -148,6 +171,12 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   # GAN-native heads: after the feature rows in the table, scored on the same test split.
   heads = evaluator.head_rows(trained)
   metrics["representations"] = {"gan_discriminator": results["gan_discriminator"], **heads, **results}
+  if generation_settings.num_samples and not validation:
+    scorer = generation.make_evaluator(config, generation_settings, train if settings.train_split == "train" else None)
+    generate_fn = training.make_generate_fn(gan, config.seed, generation_settings.batch_size)
+    metrics["generation"] = {"ema_generator": scorer.run(lambda key: generate_fn(state, key))}
+    if (floor := scorer.floor()) is not None:
+      metrics["generation"]["real_floor"] = floor
   if write:
     name = f"step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
     out = os.path.join(workdir, "eval", name)
