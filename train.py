@@ -5,9 +5,11 @@ r"""Trains a GAN.
 
 Running it again on the same workdir resumes from the latest checkpoint. It trains on
 every device it sees; on several hosts, start the same command on each with
-`--distributed` (README, "Multi-host").
+`--distributed` (README, "Multi-host"). SIGTERM (preemption) or Ctrl-C saves a checkpoint
+at the step reached, logs the command that resumes from it, and exits with status 0.
 """
 
+import shlex
 import sys
 
 from absl import app
@@ -42,7 +44,7 @@ def main(argv):
     except (ValueError, RuntimeError) as e:
       sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
                "elsewhere pass --coordinator_address, --num_processes and --process_id)")
-  training.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  training.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
 
 
 if __name__ == "__main__":

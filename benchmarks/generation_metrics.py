@@ -27,9 +27,9 @@ from gan_jax.evaluation import workdir as workdir_lib  # noqa: E402
 
 
 def row(name, scores, seconds=None):
-  cells = [scores["fid"], scores["kid_mean"] * 1e3, scores["kid_std"] * 1e3, scores["is_mean"],
-           scores["precision"], scores["recall"]]
-  return (f"| {name} | " + " | ".join(f"{v:.3f}" for v in cells)
+  cells = [scores["fid"], scores["kid_mean"], scores["kid_std"], scores["is_mean"], scores["precision"],
+           scores["recall"]]
+  return (f"| {name} | " + " | ".join(f"{v:.4g}" for v in cells)
           + (f" | {seconds:.1f} |" if seconds is not None else " | |"))
 
 
@@ -48,14 +48,14 @@ def main():
         f"{time.perf_counter() - start:.1f} s; {jax.devices()[0].device_kind}, {jax.device_count()} device(s)")
   manager_steps = sorted(int(d.name) for d in os.scandir(os.path.join(args.workdir, "checkpoints")) if d.name.isdigit())
 
-  print("\n| images scored | FID | KID x 1e3 | KID std x 1e3 | IS | precision | recall | seconds |")
+  print("\n| images scored | FID | KID | KID std | IS | precision | recall | seconds |")
   print("|---|---|---|---|---|---|---|---|")
-  protocol = None
+  protocol, generate_fn = None, None
   for step in manager_steps:
     run = workdir_lib.load_run(args.workdir, step, config)
-    generate_fn = training.make_generate_fn(run.gan, config.seed, settings.batch_size)
+    generate_fn = generate_fn or training.make_generate_fn(run.gan, config.seed, settings.batch_size)
     start = time.perf_counter()
-    scores = scorer.run(lambda key: generate_fn(run.state, key))
+    scores = scorer.run(generate_fn(run.state))
     print(row(f"EMA generator, step {step}", scores, time.perf_counter() - start), flush=True)
     protocol = scores["protocol"]
   floor = scorer.floor()
@@ -69,7 +69,7 @@ def main():
   # One FID, by part (the last checkpoint; everything compiled above).
   key = jax.random.PRNGKey(0)
   start = time.perf_counter()
-  images = generation.generate(lambda k: generate_fn(run.state, k), args.num_samples, key)
+  images = generation.generate(generate_fn(run.state), args.num_samples, key)
   t_generate = time.perf_counter() - start
   start = time.perf_counter()
   feats = scorer.extractor.fn(images)[0]

@@ -84,6 +84,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.log_every = 100
   config.save_every = 500
   config.keep = 3
+  # True: a step whose discriminator or generator update has a non-finite loss or gradient
+  # leaves that network as it was (metrics d_skipped / g_skipped count such updates).
+  # False: non-finite metrics stop training with an error before the next checkpoint. The
+  # train state is the same either way, so a run stopped so can resume with it switched on.
+  config.skip_nonfinite_updates = False
+  # For tests only: the losses of this step are made NaN, as in a diverged run (-1: off).
+  config.debug_nan_step = -1
   config.sample_every = 500
   config.num_samples = 64
 

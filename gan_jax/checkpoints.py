@@ -12,6 +12,18 @@ import jax
 import orbax.checkpoint as ocp
 
 
+class _Manager(ocp.CheckpointManager):
+  """Orbax's manager, except that it never reports steps to JAX's preemption service."""
+
+  def reached_preemption(self, step: int) -> bool:
+    # The training loop reports every step to the service itself (`training.StopSignals`).
+    # Orbax reports the step it saves, also later from the thread that finishes an
+    # asynchronous save: that would move the service's count back to an older step, and
+    # the sync point it then picks could lie behind the processes, which would never stop.
+    del step
+    return False
+
+
 def make_manager(workdir: str, *, keep: int, asynchronous: bool = True,
                  read_only: bool = False) -> ocp.CheckpointManager:
   """A manager for `workdir/checkpoints` that keeps the newest `keep` steps.
@@ -19,7 +31,7 @@ def make_manager(workdir: str, *, keep: int, asynchronous: bool = True,
   `read_only` (evaluation): creates, deletes and cleans up nothing, so it can run beside
   a training run that is writing a checkpoint.
   """
-  return ocp.CheckpointManager(
+  return _Manager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=keep, create=not read_only, enable_async_checkpointing=asynchronous,

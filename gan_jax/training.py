@@ -19,12 +19,15 @@ import functools
 import json
 import operator
 import os
+import signal
+import threading
 import time
 from typing import Any, NamedTuple
 
 from absl import logging
 import flax.linen as nn
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -154,6 +157,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
   if config.get("eval_every", 0) < 0:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be >= 0 (0: no evaluation during training)")
+  if not isinstance(config.get("skip_nonfinite_updates", False), bool):
+    raise ValueError(f"config.skip_nonfinite_updates={config.skip_nonfinite_updates!r} must be True or False")
+  nan_step = config.get("debug_nan_step", -1)
+  if isinstance(nan_step, bool) or not isinstance(nan_step, int) or nan_step < -1:
+    raise ValueError(f"config.debug_nan_step={nan_step!r} must be -1 (off) or a step >= 0")
   representation.get_config(config)
   generation.get_config(config)
   augment.parse_policy(config.get("augment", ""))
@@ -338,6 +346,16 @@ def _concat(parts: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, slice]]:
   return jnp.concatenate(list(parts.values())), slices
 
 
+def _all_finite(tree) -> jax.Array:
+  """Whether every element of every leaf of `tree` is finite (a bool scalar)."""
+  return jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]).all()
+
+
+def _keep_if(ok: jax.Array, new, old):
+  """`new` where `ok`, else `old`, leaf by leaf: an update that is skipped when not `ok`."""
+  return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
 def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                gradient_penalty: float = 0.0, r1_gamma: float = 0.0, ema_decay: float = 0.999,
                rotation_d_weight: float = 0.0,
@@ -346,7 +364,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
                code_pair_weight: float = 0.0, labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0, feature_matching: bool = False,
-               batch_sharding: jax.sharding.Sharding | None = None,
+               batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
+               debug_nan_step: int = -1,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
@@ -385,6 +404,13 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       `pre_logits` (against the last real batch) instead of the adversarial one.
     batch_sharding: how a batch is split over the devices; the latents of generated
       batches are constrained to it, else XLA may run the generator whole on every device.
+    skip_nonfinite: a discriminator or generator update whose loss or gradients are not
+      all finite leaves its network's parameters, optimizer state and statistics (and the
+      generator's EMA) as they were; the step still counts. Metrics d_skipped (updates of
+      this step, 0 to n_dis) and g_skipped (0 or 1) count them; a skipped update's own
+      loss and gradient-norm metrics stay non-finite.
+    debug_nan_step: for tests only: at this step (-1: never) both losses are multiplied
+      by NaN, so their gradients are NaN too, as in a diverged run.
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
     d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
@@ -395,6 +421,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     with labels, g_feature_matching with feature matching.
   """
   step = state["step"]
+
+  def poison(loss):  # A product, not a select: the gradients turn NaN too, as in a real divergence.
+    return loss * jnp.where(step == debug_nan_step, jnp.nan, 1.0) if debug_nan_step >= 0 else loss
+
   key = jax.random.fold_in(state["rng"], step)
   d_key, g_key = jax.random.split(key)
   g_vars = state["generator"]
@@ -505,12 +535,17 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         r1 = losses.r1_penalty(lambda x: discriminate(d_params, d_stats, x)[0], judged["real"])
         loss += 0.5 * r1_gamma * r1
         aux["r1"] = r1
-      return loss, (aux, new_stats)
+      return poison(loss), (aux, new_stats)
 
-    (loss, (aux, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
-    updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
-    d_params = optax.apply_updates(d_params, updates)
-    return (d_params, d_stats, d_opt_state), {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
+    (loss, (aux, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+    updates, new_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
+    new = (optax.apply_updates(d_params, updates), new_stats, new_opt_state)
+    metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
+    if skip_nonfinite:
+      ok = _all_finite((loss, grads))
+      new = _keep_if(ok, new, carry)
+      metrics["d_skipped"] = 1 - ok.astype(jnp.int32)
+    return new, metrics
 
   (d_params, d_stats, d_opt_state), d_metrics = repeat(
       discriminator_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"]),
@@ -544,13 +579,19 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       rot_loss, _ = losses.rotation_loss(features["rotation_logits"][part["rotated"]], turns)
       loss += rotation_g_weight * rot_loss
       aux["g_rotation_loss"] = rot_loss
-    return loss, (batch_stats, aux)
+    return poison(loss), (batch_stats, aux)
 
   (g_loss, (batch_stats, g_aux)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(g_vars["params"])
   updates, g_opt_state = gan.g_tx.update(g_grads, state["g_opt_state"], g_vars["params"])
   g_params = optax.apply_updates(g_vars["params"], updates)
   decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
   g_ema_params = optax.incremental_update(g_params, state["g_ema_params"], 1.0 - decay)
+  if skip_nonfinite:
+    g_ok = _all_finite((g_loss, g_grads))
+    g_params, batch_stats, g_opt_state, g_ema_params = _keep_if(
+        g_ok, (g_params, batch_stats, g_opt_state, g_ema_params),
+        (g_vars["params"], g_vars["batch_stats"], state["g_opt_state"], state["g_ema_params"]))
+    g_aux["g_skipped"] = 1 - g_ok.astype(jnp.int32)
 
   new_state = {
       **state,
@@ -561,7 +602,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       "d_opt_state": d_opt_state,
       "g_ema_params": g_ema_params,
   }
-  metrics = {k: v.mean() for k, v in d_metrics.items()}
+  metrics = {k: v.sum() if k == "d_skipped" else v.mean() for k, v in d_metrics.items()}
   metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
                  g_param_norm=optax.tree.norm(g_params), d_param_norm=optax.tree.norm(d_params))
   return new_state, metrics
@@ -596,7 +637,9 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
-                              batch_sharding=parallel.batch_sharded(mesh))
+                              batch_sharding=parallel.batch_sharded(mesh),
+                              skip_nonfinite=config.get("skip_nonfinite_updates", False),
+                              debug_nan_step=config.get("debug_nan_step", -1))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
 
   def one_step(state, images_u8, labelled_u8, labels):
@@ -619,8 +662,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
 
 
-def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
-  """`sample(state, z_NxZ) -> images N x H x W x C` in [-1, 1] from the EMA generator.
+def make_ema_variables_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
+  """`ema_variables(state)`: the EMA generator's variables, ready to sample from.
 
   The EMA generator needs BatchNorm statistics of its own: the training generator's
   running statistics describe other weights. They are recomputed on `num_stat_samples`
@@ -630,20 +673,34 @@ def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   z_stats = sample_latents(jax.random.fold_in(seed_keys(seed)["sample"], 1), num_stat_samples, gan)[0]
   batch_statistics = gan.generator.clone(bn_momentum=0.0)
 
-  @jax.jit
-  def sample(state, z):
+  def ema_variables(state):
     variables = {**state["generator"], "params": state["g_ema_params"]}
     _, updates = batch_statistics.apply(variables, z_stats, train=True, mutable=["batch_stats"])
-    return gan.generator.apply({**variables, **updates}, z, train=False)
+    return {**variables, **updates}
 
-  return sample
+  return ema_variables
+
+
+def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
+  """`sample(state, z_NxZ) -> images N x H x W x C` in [-1, 1] from the EMA generator
+  (`make_ema_variables_fn`)."""
+  ema_variables = make_ema_variables_fn(gan, seed, num_stat_samples)
+  return jax.jit(lambda state, z: gan.generator.apply(ema_variables(state), z, train=False))
 
 
 def make_generate_fn(gan: GAN, seed: int, batch_size: int):
-  """`generate(state, key) -> batch_size images` in [-1, 1] from the EMA generator, on
-  fresh latents (codes included) drawn from `key`: what generation metrics score."""
-  sample = make_sample_fn(gan, seed)
-  return jax.jit(lambda state, key: sample(state, sample_latents(key, batch_size, gan)[0]))
+  """`generate(state) -> sample_batch`, where `sample_batch(key)` is `batch_size` images in
+  [-1, 1] from the EMA generator on fresh latents (codes included) drawn from `key`: what
+  generation metrics score. The standing statistics are computed once per state."""
+  ema_variables = jax.jit(make_ema_variables_fn(gan, seed))
+  apply = jax.jit(lambda variables, key: gan.generator.apply(variables, sample_latents(key, batch_size, gan)[0],
+                                                              train=False))
+
+  def generate(state):
+    variables = ema_variables(state)
+    return lambda key: apply(variables, key)
+
+  return generate
 
 
 # ----------------------------------------------------------------------------
@@ -683,7 +740,73 @@ def load_labelled_subset(config: ml_collections.ConfigDict, workdir: str,
                            f"{train.name} labelled subset ({len(indices)})")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+class StopSignals:
+  """SIGTERM (a preemption notice) and SIGINT (Ctrl-C) as a request to stop the loop at a
+  step that every process agrees on, so that all save that step; `restore()` puts the
+  previous handlers back.
+
+  One process: either signal sets a flag, read after each compiled call. Several: the
+  step is JAX's preemption sync point (`multihost_utils.reached_preemption_sync_point`),
+  which `jax.distributed.initialize` arms with a SIGTERM handler of its own in C++ (a
+  Python handler would replace it, so SIGTERM is left alone); SIGINT is passed on to it
+  as a SIGTERM. After one Ctrl-C a second one acts as before it (KeyboardInterrupt).
+  A signal ignored when training starts (SIG_IGN, as for `nohup` or a background job) stays ignored.
+  """
+
+  def __init__(self, step: int):
+    self.reason = None  # What asked to stop, for the log.
+    self._previous = {}
+    self._sync = jax.process_count() > 1
+    if self._sync:
+      try:  # Also tells the service the step this process starts from.
+        multihost_utils.reached_preemption_sync_point(step)
+      except RuntimeError:
+        logging.warning("JAX's preemption service is off (jax_enable_preemption_service=False): SIGTERM and "
+                        "SIGINT end this multi-process run without a checkpoint.")
+        self._sync = None
+        return
+    if threading.current_thread() is not threading.main_thread():
+      return  # Python lets only the main thread set handlers (a notebook's worker thread, say).
+    for signum in (signal.SIGINT,) if self._sync else (signal.SIGTERM, signal.SIGINT):
+      # None: a handler set outside Python, which Python could not put back.
+      if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+        self._previous[signum] = signal.signal(signum, self._handle)
+
+  def _handle(self, signum, frame):
+    del frame
+    self.reason = self.reason or signal.Signals(signum).name
+    if signum == signal.SIGINT:  # Someone who presses Ctrl-C twice does not want to wait for the save.
+      signal.signal(signum, self._previous[signum])
+    if self._sync:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  def requested(self, step: int, steps_per_call: int) -> bool:
+    """Whether to stop at `step`; call it after every compiled call, on every process."""
+    if self._sync:
+      # The service picks one step past the furthest any process has reported and says
+      # yes at that step only. Reporting every step of the call in turn (Orbax's own
+      # reports are turned off, `checkpoints.make_manager`) makes every process meet it
+      # in the same call, whose last step is a multiple of steps_per_call, as resuming needs.
+      if any(multihost_utils.reached_preemption_sync_point(s) for s in range(step - steps_per_call + 1, step + 1)):
+        self.reason = "JAX's preemption sync point"  # Whichever process got the signal.
+        return True
+      return False
+    return self.reason is not None
+
+  def restore(self) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous = {}
+
+
+def _finite_mean(values: np.ndarray) -> float:
+  """Mean of the finite values (NaN if none): a skipped update's metrics leave the average alone."""
+  finite = values[np.isfinite(values)]
+  return float(finite.mean()) if finite.size else float("nan")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       resume_command: str | None = None) -> dict[str, Any]:
   """Trains to `config.total_steps`, resuming from the latest checkpoint in `workdir`.
 
   Writes `workdir/checkpoints/` (Orbax), `workdir/samples/step_<step>.png` (EMA
@@ -692,6 +815,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard, and
   with `config.evals.generation.num_samples` the generation metrics eval/generation/<metric>
   (FID, KID, IS, precision, recall of the EMA generator; `evaluation.generation`).
+
+  SIGTERM or SIGINT (`StopSignals`) stops training after the current compiled call: a
+  checkpoint is written at that step (off the `save_every` grid if need be) and waited
+  for, one log line names the step and how to resume (`resume_command`, the command line
+  that started the run, if given), and the state at that step is returned. The previous
+  signal handlers are back when this returns.
   Returns the final train state.
   """
   validate_config(config)
@@ -776,7 +905,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     start = time.perf_counter()
     scalars = dict(evaluator.run(state))
     if generation_evaluator is not None:
-      scores = generation_evaluator.run(functools.partial(generate_fn, state))
+      scores = generation_evaluator.run(generate_fn(state))
       scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
     scalars["eval/seconds"] = time.perf_counter() - start
     writer.write_scalars(step, scalars)
@@ -787,6 +916,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   first_call_start = time.perf_counter()
   last_log_step, last_log_time = step, None
   pending_metrics = []  # One dict of device arrays per call since the last log.
+  skip_nonfinite = config.get("skip_nonfinite_updates", False)
+  stop = StopSignals(step)
   try:
     while step < config.total_steps:
       state, metrics = train_fn(state, images_u8, *labelled)
@@ -797,19 +928,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info("First call (compilation included): %.1f s.", time.perf_counter() - first_call_start)
         last_log_step, last_log_time = step, time.perf_counter()
       is_last = step == config.total_steps
-      if step % config.log_every == 0 or step % config.save_every == 0 or is_last:
+      stopping = stop.requested(step, config.steps_per_call) and not is_last
+      if step % config.log_every == 0 or step % config.save_every == 0 or is_last or stopping:
         # Metrics reach the host only here, every step's at once. Checking them before
         # each save keeps a diverged state out of the checkpoints (non-finite parameters
-        # show in the parameter norms and the losses).
+        # show in the parameter norms and the losses). A skipped update's losses are
+        # non-finite by nature; with skipping, the parameter norms must stay finite.
         steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in metrics}
         pending_metrics = []
-        bad = [k for k, v in steps.items() if not np.isfinite(v).all()]
+        checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
+        bad = [k for k in checked if not np.isfinite(steps[k]).all()]
         if bad:
           last = manager.latest_step()
           raise FloatingPointError(
               f"non-finite {', '.join(bad)} between steps {step - len(steps[bad[0]])} and {step}; "
-              + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written"))
-        summary = {k: float(v.mean()) for k, v in steps.items()}
+              + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written")
+              + ("" if skip_nonfinite else "; config.skip_nonfinite_updates=True skips such updates"))
+        skipped = {k: int(steps[k].sum()) for k in ("d_skipped", "g_skipped") if k in steps}
+        if any(skipped.values()):
+          logging.warning("Skipped %d discriminator and %d generator update(s) with non-finite losses or "
+                          "gradients between steps %d and %d.", skipped["d_skipped"], skipped["g_skipped"],
+                          step - len(steps["g_skipped"]), step)
+        summary = {k: skipped[k] if k in skipped else _finite_mean(v) for k, v in steps.items()}
         if step > last_log_step:
           summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
           summary["images_per_sec"] = summary["steps_per_sec"] * per_step
@@ -817,11 +957,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         last_log_step, last_log_time = step, time.perf_counter()
       if step % config.save_every == 0 or is_last:
         checkpoints.save(manager, step, state)
+      elif stopping and step not in manager.all_steps():
+        checkpoints.save(manager, step, state)
+      if stopping:
+        manager.wait_until_finished()
+        logging.info("Stopped by %s: the checkpoint at step %d is complete in %s; %s", stop.reason, step,
+                     manager.directory, f"resume with the same command: {resume_command}" if resume_command
+                     else "train again on the same workdir to resume")
+        break
       if step % config.sample_every == 0 or is_last:
         save_samples(step)
       if evaluator is not None and (step % eval_every == 0 or is_last):
         last_log_time += run_evals(step)  # Evaluation time is not training throughput.
   finally:
+    stop.restore()
     manager.wait_until_finished()
     manager.close()
     writer.close()

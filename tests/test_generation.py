@@ -180,7 +180,27 @@ def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path
     assert json.load(f)["generation"]["real_floor"]["protocol"]["n_fake"] == 1000
   assert "generation" not in workdir_lib.evaluate_workdir(str(tmp_path), generation_samples=0, write=False)
   table = report.format_generation(scores).splitlines()
-  assert table[0].split() == ["generation", "FID", "KID", "x", "1e3", "IS", "precision", "recall"]
+  assert table[0].split() == ["generation", "FID", "KID", "IS", "precision", "recall"]
   assert [line.split()[0] for line in table[1:3]] == ["ema_generator", "real_floor"]
   with pytest.raises(workdir_lib.EvalError, match=r"--generation_samples=-5 must be >= 0"):
     workdir_lib.evaluate_workdir(str(tmp_path), generation_samples=-5)
+
+
+def test_inception_extractor_reads_a_weights_file_and_scores_with_its_hash(tmp_path):
+  import hashlib
+  import jax
+  from gan_jax.evaluation import inception
+  variables = jax.jit(lambda: inception.InceptionV3().init(jax.random.PRNGKey(0), np.zeros((1, 75, 75, 3))))()
+  path = str(tmp_path / "inception.npz")
+  inception.save_weights(variables, path)
+  settings = generation.get_config(tiny_config(**{"evals.generation.extractor": "inception_v3",
+                                                  "evals.generation.inception_weights": path,
+                                                  "evals.generation.num_samples": 10,
+                                                  "evals.generation.batch_size": 2}))
+  train = data.load_split(tiny_config().data, "train", image_size=28, channels=1)
+  extractor = generation.make_extractor(settings, train)
+  feats, logits = extractor.fn(train.images[:4])  # Grayscale 28 px, resized to 299 x 299 x 3; 2 batches.
+  assert feats.shape == (4, 2048) and logits.shape == (4, 1008)
+  with open(path, "rb") as f:
+    assert extractor.weights_sha256 == hashlib.sha256(f.read()).hexdigest()
+  assert (extractor.resize, extractor.features) == ("bilinear", "pool3 (2048)")

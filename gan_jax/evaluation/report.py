@@ -29,13 +29,14 @@ def format_table(representations: dict[str, dict[str, Any]]) -> str:
 def format_generation(generation: dict[str, dict[str, Any]]) -> str:
   """One row per scored image set (the generator, the real floor): FID, KID, IS,
   precision, recall; then each row's protocol."""
-  columns = (("FID", "fid", ".3f"), ("KID x 1e3", "kid_mean", ".3f"), ("IS", "is_mean", ".3f"),
+  # KID in the features' own units (papers quote Inception KID x 1e3; a domain
+  # classifier's features have another scale), so 4 significant digits, not fixed decimals.
+  columns = (("FID", "fid", ".4g"), ("KID", "kid_mean", ".4g"), ("IS", "is_mean", ".4g"),
              ("precision", "precision", ".3f"), ("recall", "recall", ".3f"))
   width = max(len(name) for name in generation) + 2
   lines = [f"{'generation':<{width}}" + "".join(f"{c:>12}" for c, _, _ in columns)]
   for name, scores in generation.items():
-    values = [scores[key] * (1e3 if key == "kid_mean" else 1.0) for _, key, _ in columns]
-    lines.append(f"{name:<{width}}" + "".join(f"{v:>12{fmt}}" for v, (_, _, fmt) in zip(values, columns)))
+    lines.append(f"{name:<{width}}" + "".join(f"{scores[key]:>12{fmt}}" for _, key, fmt in columns))
   lines += [f"  {name}: {scores['protocol']['label']}" for name, scores in generation.items()]
   return "\n".join(lines)
 

@@ -174,7 +174,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   if generation_settings.num_samples and not validation:
     scorer = generation.make_evaluator(config, generation_settings, train if settings.train_split == "train" else None)
     generate_fn = training.make_generate_fn(gan, config.seed, generation_settings.batch_size)
-    metrics["generation"] = {"ema_generator": scorer.run(lambda key: generate_fn(state, key))}
+    metrics["generation"] = {"ema_generator": scorer.run(generate_fn(state))}
     if (floor := scorer.floor()) is not None:
       metrics["generation"]["real_floor"] = floor
   if write:

@@ -1,0 +1,177 @@
+"""Training that survives faults: a stop signal saves the step reached and the same command
+resumes from it; a non-finite update either stops training before a bad checkpoint or is
+skipped (`config.skip_nonfinite_updates`), exercised through `config.debug_nan_step`."""
+
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+import pytest
+
+from conftest import REPO, tiny_config
+from gan_jax import training
+from test_parallel import restore_on_one_device
+from test_train_cli import TINY
+
+STOPPED = re.compile(r"Stopped by (\S+): the checkpoint at step (\d+) is complete in (\S+); (.*)")
+
+
+def test_sigterm_saves_the_step_reached_and_the_same_command_resumes_from_it(tmp_path):
+  # save_every beyond total_steps: the stop's checkpoint is the only one before the end.
+  cmd = [sys.executable, "train.py", "--config=configs/mnist_dcgan.py", f"--workdir={tmp_path}", *TINY,
+         "--config.steps_per_call=2", "--config.total_steps=200", "--config.log_every=100",
+         "--config.save_every=1000", "--config.sample_every=1000"]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  watchdog = threading.Timer(300, proc.kill)  # A hung run fails the test instead of hanging it.
+  watchdog.start()
+  try:
+    lines = []
+    for line in proc.stdout:
+      lines.append(line)
+      if "First call (compilation included)" in line:  # The loop runs: the handlers are in place.
+        proc.send_signal(signal.SIGTERM)
+        break
+    lines.extend(proc.stdout)
+    proc.wait()
+  finally:
+    watchdog.cancel()
+  log = "".join(lines)
+  assert proc.returncode == 0, log[-3000:]
+  stopped = [m for m in map(STOPPED.search, lines) if m]
+  assert len(stopped) == 1, log[-3000:]
+  reason, step, directory, hint = stopped[0].groups()
+  step = int(step)
+  assert reason == "SIGTERM" and 2 <= step < 200 and step % 2 == 0  # A whole call: resuming needs it.
+  assert os.listdir(tmp_path / "checkpoints") == [str(step)] and directory == str(tmp_path / "checkpoints")
+  assert hint == f"resume with the same command: {shlex.join(cmd)}"
+
+  resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"Resumed from {tmp_path / 'checkpoints'} at step {step}." in resumed.stderr
+  assert "Stopped by" not in resumed.stderr
+  assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == [str(step), "200"]
+
+
+def test_ctrl_c_saves_the_step_reached_and_puts_the_handlers_back(tmp_path, monkeypatch, caplog):
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  make_train_fn, calls, second_press = training.make_train_fn, [], []
+
+  def train_fn_that_is_interrupted(*args, **kwargs):
+    train_fn = make_train_fn(*args, **kwargs)
+
+    def call(*call_args):
+      calls.append(1)
+      if len(calls) == 2:  # During the second call: it still completes and is saved.
+        os.kill(os.getpid(), signal.SIGINT)
+        second_press.append(signal.getsignal(signal.SIGINT))
+      return train_fn(*call_args)
+    return call
+
+  monkeypatch.setattr(training, "make_train_fn", train_fn_that_is_interrupted)
+  caplog.set_level(logging.INFO, logger="absl")
+  config = tiny_config(steps_per_call=2, total_steps=40, log_every=40, save_every=40, sample_every=40)
+  state = training.train_and_evaluate(config, str(tmp_path))
+
+  assert int(state["step"]) == 4 and len(calls) == 2
+  assert os.listdir(tmp_path / "checkpoints") == ["4"]  # Off the save_every grid.
+  assert second_press == [handlers[signal.SIGINT]]  # A second Ctrl-C would have stopped at once.
+  assert {s: signal.getsignal(s) for s in handlers} == handlers
+  stopped = [m for m in map(STOPPED.search, caplog.messages) if m]
+  assert [m.group(1, 2, 4) for m in stopped] == [("SIGINT", "4", "train again on the same workdir to resume")]
+  saved = restore_on_one_device(tmp_path, 4)
+  assert int(saved["step"]) == 4
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(saved)))
+
+
+class FakePreemptionService:
+  """JAX's preemption sync as XLA implements it (tsl PreemptionSyncManager): each call
+  reports a step; after a notice the sync point is one past the furthest step reported,
+  and only a call with exactly that step answers True."""
+
+  def __init__(self):
+    self.reported, self.sync_point, self.enabled = [], None, True
+
+  def reached_preemption_sync_point(self, step):
+    if not self.enabled:
+      raise RuntimeError("Preemption sync manager has not been initialized.")
+    self.reported.append(step)
+    return step == self.sync_point
+
+  def notice(self):
+    self.sync_point = max(self.reported) + 1
+
+
+def test_several_processes_stop_at_the_preemption_sync_point(monkeypatch):
+  service = FakePreemptionService()
+  monkeypatch.setattr(multihost_utils, "reached_preemption_sync_point", service.reached_preemption_sync_point)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  forwarded = []
+  monkeypatch.setattr(os, "kill", lambda pid, signum: forwarded.append((pid, signum)))
+  sigterm = signal.getsignal(signal.SIGTERM)
+  stop = training.StopSignals(8)
+  try:
+    # SIGTERM stays with JAX's own handler; Ctrl-C is passed on to it as a SIGTERM.
+    assert signal.getsignal(signal.SIGTERM) is sigterm
+    signal.raise_signal(signal.SIGINT)
+    assert forwarded == [(os.getpid(), signal.SIGTERM)]
+    assert not stop.requested(12, 4)  # No notice yet, whatever this process received.
+    service.notice()  # Sync point 13: inside the next call of 4 steps, 13 to 16.
+    assert stop.requested(16, 4) and stop.reason == "JAX's preemption sync point"
+    assert service.reported == [8, 9, 10, 11, 12, 13]
+  finally:
+    stop.restore()
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+  service.enabled = False  # jax_enable_preemption_service=False: no stop, no handlers.
+  stop = training.StopSignals(8)
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert not stop.requested(12, 4)
+
+
+def test_nan_without_skipping_stops_before_a_nonfinite_checkpoint(tmp_path):
+  config = tiny_config(total_steps=4, log_every=2, save_every=2, debug_nan_step=3)
+  with pytest.raises(FloatingPointError, match=r"non-finite .* between steps 2 and 4; the last checkpoint is "
+                     r"step 2; config.skip_nonfinite_updates=True skips such updates"):
+    training.train_and_evaluate(config, str(tmp_path))
+  assert os.listdir(tmp_path / "checkpoints") == ["2"]
+  saved = jax.device_get(restore_on_one_device(tmp_path, 2))
+  assert int(saved["step"]) == 2
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(saved))
+
+
+def test_nan_with_skipping_leaves_that_step_out(tmp_path, caplog):
+  caplog.set_level(logging.INFO, logger="absl")
+  # The update of step 3 (from 3 steps done to 4) is poisoned; every step is logged and saved.
+  config = tiny_config(total_steps=4, log_every=1, save_every=1, keep=4, debug_nan_step=3,
+                       skip_nonfinite_updates=True)
+  final = jax.device_get(training.train_and_evaluate(config, str(tmp_path)))
+  assert int(final["step"]) == 4
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(final))
+  logged = {int(m.group(1)): dict(kv.split("=") for kv in m.group(2).split())
+            for m in map(re.compile(r"^step (\d+): (.*)").search, caplog.messages) if m}
+  assert [(logged[s]["d_skipped"], logged[s]["g_skipped"]) for s in (1, 2, 3, 4)] == [("0", "0")] * 3 + [("1", "1")]
+  assert logged[4]["d_loss"] == "nan" and logged[3]["d_loss"] != "nan"  # The skipped update's own loss.
+  assert ("Skipped 1 discriminator and 1 generator update(s) with non-finite losses or gradients between steps 3 "
+          "and 4.") in caplog.messages
+
+  # Step 3's updates were skipped: the state after it is the state before it, but for
+  # the step count; the step before it did update.
+  two, three, four = (jax.device_get(restore_on_one_device(tmp_path, s)) for s in (2, 3, 4))
+  assert int(four["step"]) == 4
+  for key in ("generator", "discriminator", "g_opt_state", "d_opt_state", "g_ema_params", "rng"):
+    jax.tree.map(np.testing.assert_array_equal, four[key], three[key])
+  assert not np.array_equal(jax.tree.leaves(two["generator"]["params"])[0],
+                            jax.tree.leaves(three["generator"]["params"])[0])
+
+
+def test_debug_nan_step_is_validated():
+  with pytest.raises(ValueError, match=r"config.debug_nan_step=-2 must be -1 \(off\) or a step >= 0"):
+    training.validate_config(tiny_config(debug_nan_step=-2))
