@@ -36,6 +36,7 @@ import scipy.special
 from gan_jax import data
 from gan_jax import files
 from gan_jax.evaluation import domain_classifier
+from gan_jax.evaluation import representation
 
 EXTRACTORS = ("domain_classifier", "inception_v3")
 # What each scalar of `GenerationEvaluator.run` is, as a TensorBoard name: eval/generation/<metric>.
@@ -66,12 +67,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run's generation-evaluation settings, completed with the defaults and checked."""
-  settings = default_config()
-  given = dict((config.get("evals") or {}).get("generation") or {})
-  for field in given:
-    if field not in settings:
-      raise ValueError(f"config.evals.generation.{field} is not a field; allowed: {', '.join(settings)}")
-  settings.update(given)
+  settings = representation.evals_block(config, "generation", default_config())
   check_config(settings)
   return settings
 

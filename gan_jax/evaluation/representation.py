@@ -60,15 +60,21 @@ def default_config() -> ml_collections.ConfigDict:
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run's representation-evaluation settings, completed with the defaults."""
-  evals = config.get("evals") or {}
-  settings = default_config()
-  given = dict(evals.get("representation") or {})
-  for field in given:
-    if field not in settings:
-      raise ValueError(f"config.evals.representation.{field} is not a field; allowed: {', '.join(settings)}")
-  settings.update(given)
+  settings = evals_block(config, "representation", default_config())
   check_config(settings)
   return settings
+
+
+def evals_block(config: ml_collections.ConfigDict, name: str,
+                defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`defaults` updated with `config.evals.<name>` (absent in configs that predate it);
+  a field the defaults lack is an error naming it."""
+  given = dict((config.get("evals") or {}).get(name) or {})
+  for field in given:
+    if field not in defaults:
+      raise ValueError(f"config.evals.{name}.{field} is not a field; allowed: {', '.join(defaults)}")
+  defaults.update(given)
+  return defaults
 
 
 def check_config(settings: ml_collections.ConfigDict) -> None:
