@@ -130,11 +130,16 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
                       f"{', '.join(representation.features_lib.REPRESENTATIONS)}") from None
   try:
     generation_settings = generation.get_config(config)
-    if generation_samples is not None:
-      generation_settings.num_samples = generation_samples
-      generation.check_config(generation_settings)
   except ValueError as e:
-    raise EvalError(str(e).replace("config.evals.generation.num_samples", "--generation_samples")) from None
+    raise EvalError(f"{os.path.join(workdir, 'config.json')}: {e}") from None
+  if generation_samples is not None:
+    if generation_samples < 0:
+      raise EvalError(f"--generation_samples={generation_samples} must be >= 0 (0: no generation metrics)")
+    generation_settings.num_samples = generation_samples
+    try:  # More samples than 0 may need what the config left unset (e.g. the Inception weights).
+      generation.check_config(generation_settings)
+    except ValueError as e:
+      raise EvalError(f"--generation_samples={generation_samples}: {e}") from None
   config, gan, step, trained, initial, state = load_run(workdir, step, config)
 
   try:
