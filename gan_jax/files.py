@@ -22,3 +22,8 @@ def write_atomic(path: str, data: bytes) -> None:
 
 def write_json(path: str, obj) -> None:
   write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def safe_name(name: str) -> str:
+  """`name` (e.g. a split like `mnist_5k:train[:90%]`) as one file-name component."""
+  return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -26,6 +26,7 @@ import optax
 
 from gan_jax import data
 from gan_jax import files
+from gan_jax.evaluation import features as features_lib
 
 FEATURE_DIM = 128
 # Training recipe; part of the cache key, so a change trains a new classifier.
@@ -81,12 +82,7 @@ def apply_fn(num_classes: int, batch_size: int = 500):
   model = Classifier(num_classes)
   apply = jax.jit(lambda v, x: model.apply(v, data.to_model_range(x)))
 
-  def fn(variables, images_u8):
-    outputs = [jax.device_get(apply(variables, images_u8[i:i + batch_size]))
-               for i in range(0, len(images_u8), batch_size)]
-    return tuple(np.concatenate([o[j] for o in outputs]).astype(np.float32) for j in range(2))
-
-  return fn
+  return lambda variables, images_u8: features_lib.in_batches(lambda x: apply(variables, x), images_u8, batch_size)
 
 
 def load_or_train(cache_dir: str, train_split: data.ImageDataset, test_split: data.ImageDataset | None = None
@@ -102,7 +98,7 @@ def load_or_train(cache_dir: str, train_split: data.ImageDataset, test_split: da
   digest = hashlib.sha256()
   for part in (train_split.images, train_split.labels, json.dumps(RECIPE, sort_keys=True).encode()):
     digest.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else part)
-  stem = os.path.join(cache_dir, "domain_classifier", f"{_safe(train_split.name)}_{digest.hexdigest()[:16]}")
+  stem = os.path.join(cache_dir, "domain_classifier", f"{files.safe_name(train_split.name)}_{digest.hexdigest()[:16]}")
   num_classes = int(train_split.num_classes)
   template = {"params": jax.eval_shape(lambda: Classifier(num_classes).init(
       jax.random.PRNGKey(0), jnp.zeros((1, *train_split.images.shape[1:]))))["params"]}
@@ -126,7 +122,3 @@ def load_or_train(cache_dir: str, train_split: data.ImageDataset, test_split: da
     files.write_json(stem + ".json", info)
   info = {**info, "file": stem + ".msgpack", "sha256": hashlib.sha256(blob).hexdigest()}
   return variables, info
-
-
-def _safe(name: str) -> str:
-  return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -60,15 +60,21 @@ def discriminator_features(discriminator: nn.Module, variables, images_u8: np.nd
   if representation not in HEADS:  # An unknown name fails here, before any compilation.
     select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
   extract = _extractor(discriminator, representation)
-  n = len(images_u8)
+  return in_batches(lambda batch: extract(variables, batch), images_u8, batch_size)
+
+
+def in_batches(fn, images_u8: np.ndarray, batch_size: int):
+  """`fn` over `batch_size` images at a time, its outputs (an array or a tuple of them)
+  concatenated on the host. The last batch is padded, so every call has one shape (one
+  compilation), and only one batch of activations is on the device at a time."""
   out = []
-  for start in range(0, n, batch_size):
+  for start in range(0, len(images_u8), batch_size):
     batch = images_u8[start:start + batch_size]
     pad = batch_size - len(batch)
     if pad:
       batch = np.concatenate([batch, np.zeros((pad, *batch.shape[1:]), batch.dtype)])
-    out.append(np.asarray(extract(variables, batch))[:batch_size - pad])
-  return np.concatenate(out)
+    out.append(jax.tree.map(lambda x: np.asarray(x)[:batch_size - pad], jax.device_get(fn(batch))))
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *out)
 
 
 @functools.cache

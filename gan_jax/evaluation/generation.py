@@ -36,6 +36,7 @@ import scipy.special
 from gan_jax import data
 from gan_jax import files
 from gan_jax.evaluation import domain_classifier
+from gan_jax.evaluation import features as features_lib
 from gan_jax.evaluation import representation
 
 EXTRACTORS = ("domain_classifier", "inception_v3")
@@ -242,9 +243,8 @@ def make_extractor(settings: ml_collections.ConfigDict, train_split: data.ImageD
     # Full float32 convolutions: GPUs would otherwise run them in TF32, and the features
     # (so FID) would depend on the machine.
     with jax.default_matmul_precision("highest"):
-      outputs = [jax.device_get(apply(inception.preprocess(images_u8[i:i + settings.batch_size], settings.resize)))
-                 for i in range(0, len(images_u8), settings.batch_size)]
-    return tuple(np.concatenate([o[j] for o in outputs]).astype(np.float32) for j in range(2))
+      return features_lib.in_batches(lambda x: apply(inception.preprocess(x, settings.resize)), images_u8,
+                                     settings.batch_size)
 
   return Extractor("inception_v3", os.path.abspath(settings.inception_weights), sha256, settings.resize,
                    "pool3 (2048)", fn, {})
@@ -258,9 +258,8 @@ def reference_statistics(settings: ml_collections.ConfigDict, extractor: Extract
   "features" holds up to `settings.max_reference_features` of them (a seeded choice) for
   KID and precision/recall; the mean and covariance are of all `n`."""
   images_sha = hashlib.sha256(np.ascontiguousarray(reference.images).tobytes()).hexdigest()
-  safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference.name)
   path = os.path.join(cache_dir(settings), "reference",
-                      f"{safe}_{extractor.name}_{extractor.weights_sha256[:12]}_{extractor.resize}_"
+                      f"{files.safe_name(reference.name)}_{extractor.name}_{extractor.weights_sha256[:12]}_{extractor.resize}_"
                       f"{images_sha[:12]}_{settings.max_reference_features}_v{REFERENCE_FORMAT}.npz")
   if os.path.isfile(path):
     with np.load(path) as f:
