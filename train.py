@@ -9,6 +9,7 @@ every device it sees; on several hosts, start the same command on each with
 at the step reached, logs the command that resumes from it, and exits with status 0.
 """
 
+import os
 import shlex
 import sys
 
@@ -16,6 +17,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from gan_jax import checkpoints
+from gan_jax import cli
 from gan_jax import metric_logging
 from gan_jax import parallel
 from gan_jax import training
@@ -44,8 +47,37 @@ def main(argv):
     except (ValueError, RuntimeError) as e:
       sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
                "elsewhere pass --coordinator_address, --num_processes and --process_id)")
-  training.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
+  try:
+    training.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
+  except (ValueError, FloatingPointError, checkpoints.CheckpointError) as e:
+    if not _raised_by_gan_jax(e):
+      raise
+    print(f"train.py: {e}", file=sys.stderr, flush=True)
+    if isinstance(e, checkpoints.CheckpointError):
+      # TensorStore may still be reading or writing in its own threads, which print an
+      # "Event loop is closed" traceback for each call back into Orbax's closed loop while
+      # Python shuts down, after the message. Nothing is left to save or flush here.
+      os._exit(1)
+    sys.exit(1)
+
+
+def _raised_by_gan_jax(e: BaseException) -> bool:
+  """Whether `e` comes from one of gan_jax's own checks: a message for the user, said in one
+  line. The same exception raised inside a library is a bug to report: its traceback stays."""
+  tb = e.__traceback__
+  while tb.tb_next is not None:
+    tb = tb.tb_next
+  package = os.path.dirname(os.path.abspath(training.__file__))
+  return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:  # Before absl, whose config flag says these mistakes with a traceback.
+    cli.check_config_args(argv[1:])
+  except cli.CommandLineError as e:
+    sys.exit(f"train.py: {e}")
+  return app.parse_flags_with_usage(argv)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -1,7 +1,9 @@
 """Orbax checkpoints of the train state: save, find the latest, restore into an abstract state.
 
 Orbax writes each step to a temporary directory and renames it when complete, so a
-run killed mid-save leaves no checkpoint that `latest_step` would pick up.
+run killed mid-save leaves no checkpoint that `latest_step` would pick up. A checkpoint
+that cannot be read or written is a `CheckpointError` naming it and what to do; nothing
+here deletes a checkpoint to get past one.
 """
 
 from __future__ import annotations
@@ -9,11 +11,46 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint that cannot be written or read; the message names it and what to do."""
+
+
+def _first_line(e: BaseException | str) -> str:
+  text = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
+  return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+
+
+def complete_steps(manager: ocp.CheckpointManager) -> list[int]:
+  """Steps whose directory Orbax has finalised (renamed from its temporary name), from disk."""
+  directory = str(manager.directory)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, reason: BaseException | str) -> str:
+  earlier = [s for s in complete_steps(manager) if s < step]
+  instead = (f"move it out of {manager.directory} to resume from step {earlier[-1]}" if earlier
+             else "move it away to start afresh")
+  return (f"the checkpoint {os.path.join(str(manager.directory), str(step))} cannot be read "
+          f"({_first_line(reason)}); {instead}, or train in a new workdir")
+
+
+def _write_failed(manager: ocp.CheckpointManager, step: int, e: BaseException) -> str:
+  done = [s for s in complete_steps(manager) if s < step]
+  return (f"writing the checkpoint of step {step} to {manager.directory} failed ({_first_line(e)}); "
+          "training stopped rather than run on unsaved; "
+          + (f"the last complete checkpoint is step {done[-1]}" if done else "no checkpoint is complete"))
 
 
 class _Manager(ocp.CheckpointManager):
   """Orbax's manager, except that it never reports steps to JAX's preemption service."""
+
+  writing: int | None = None  # The step of the last save started: the one a failed write was.
 
   def reached_preemption(self, step: int) -> bool:
     # The training loop reports every step to the service itself (`training.StopSignals`).
@@ -33,23 +70,82 @@ def make_manager(workdir: str, *, keep: int, asynchronous: bool = True,
   """
   return _Manager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
+      item_handlers=ocp.StandardCheckpointHandler(),  # So that a fresh manager reads metadata too.
       options=ocp.CheckpointManagerOptions(
           max_to_keep=keep, create=not read_only, enable_async_checkpointing=asynchronous,
           cleanup_tmp_directories=not read_only, read_only=read_only))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:
-  """Starts saving `state` at `step` (asynchronously; the device copy is taken before returning)."""
-  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  """Starts saving `state` at `step` (asynchronously; the device copy is taken before returning).
+
+  Raises CheckpointError, naming the step, if the previous save failed (Orbax would say
+  so here) or if this one cannot start.
+  """
+  wait(manager)
+  manager.writing = step
+  try:
+    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  except Exception as e:  # Orbax and TensorStore raise many types for a failed write.
+    raise CheckpointError(_write_failed(manager, step, e)) from e
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Waits until the checkpoint being written is complete; CheckpointError if it failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:
+    raise CheckpointError(_write_failed(manager, manager.writing, e)) from e
+
+
+def check(manager: ocp.CheckpointManager) -> None:
+  """CheckpointError if a checkpoint write running in the background has failed; no wait."""
+  try:
+    manager.check_for_errors()
+  except Exception as e:
+    raise CheckpointError(_write_failed(manager, manager.writing, e)) from e
+
+
+def saved_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[tuple[int, ...], str]]:
+  """`{leaf path: (shape, dtype name)}` of the train state saved at `step`, from its
+  metadata (no array is read). CheckpointError if the checkpoint cannot be read."""
+  step_dir = os.path.join(str(manager.directory), str(step))
+  if os.path.isdir(step_dir) and not os.listdir(step_dir):
+    raise CheckpointError(_unreadable(manager, step, "the directory is empty"))
+  try:
+    metadata = manager.item_metadata(step)
+    leaves = jax.tree_util.tree_leaves_with_path(getattr(metadata, "tree", None) or {})
+  except Exception as e:
+    raise CheckpointError(_unreadable(manager, step, e)) from e
+  if not leaves:
+    raise CheckpointError(_unreadable(manager, step, "it holds no train state"))
+  return {jax.tree_util.keystr(path, simple=True, separator="/"): (tuple(x.shape), np.dtype(x.dtype).name)
+          for path, x in leaves}
+
+
+def shape_differences(saved: dict[str, tuple[tuple[int, ...], str]], abstract_state) -> list[str]:
+  """What keeps `saved` (from `saved_shapes`) from restoring into `abstract_state`, one
+  item per leaf: missing on either side, or another shape or dtype. Empty if it fits."""
+  here = {jax.tree_util.keystr(path, simple=True, separator="/"): (tuple(x.shape), np.dtype(x.dtype).name)
+          for path, x in jax.tree_util.tree_leaves_with_path(abstract_state)}
+  differences = [f"{k} is not in the checkpoint" for k in here if k not in saved]
+  differences += [f"{k} is only in the checkpoint" for k in saved if k not in here]
+  differences += [f"{k} is {saved[k][1]}{list(saved[k][0])} in the checkpoint, {here[k][1]}{list(here[k][0])} here"
+                  for k in here if k in saved and saved[k] != here[k]]
+  return sorted(differences, key=lambda d: "opt_state" in d)  # A parameter says it best.
 
 
 def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
   """Restores the checkpoint at `step` (default: latest) into the structure, dtypes and
-  shardings of `abstract_state` (a pytree of `jax.ShapeDtypeStruct`, e.g. from `jax.eval_shape`)."""
+  shardings of `abstract_state` (a pytree of `jax.ShapeDtypeStruct`, e.g. from `jax.eval_shape`).
+  CheckpointError if its files cannot be read."""
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  try:
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except Exception as e:  # TensorStore says a corrupted file in many ways.
+    raise CheckpointError(_unreadable(manager, step, e)) from e
 
 
 def abstract_like(state_shapes, sharding: jax.sharding.Sharding):

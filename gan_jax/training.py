@@ -740,6 +740,72 @@ def load_labelled_subset(config: ml_collections.ConfigDict, workdir: str,
                            f"{train.name} labelled subset ({len(indices)})")
 
 
+CONFIG_FILE = "config.json"
+_ABSENT = "(absent)"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def config_changes(saved: dict, config: ml_collections.ConfigDict) -> dict[str, tuple[Any, Any]]:
+  """`{dotted field: (saved value, value in config)}` for each field where the config a run
+  saved (`saved`, as read from its config.json) and `config` differ."""
+  old, new = _flatten(saved), _flatten(json.loads(json.dumps(config.to_dict())))
+  return {k: (old.get(k, _ABSENT), new.get(k, _ABSENT)) for k in sorted(set(old) | set(new))
+          if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
+
+
+def _changes_shapes(saved: dict, field: str, value: Any, saved_shapes) -> bool:
+  """Whether the saved config with `field` alone set to `value` makes a train state that
+  the checkpoint does not fit (False where that config cannot even be built)."""
+  if value == _ABSENT:
+    return False
+  candidate = ml_collections.ConfigDict(saved)
+  *parents, leaf = field.split(".")
+  try:
+    functools.reduce(operator.getitem, parents, candidate)[leaf] = value
+    shapes = jax.eval_shape(functools.partial(init_state, make_gan(candidate), candidate))
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return bool(checkpoints.shape_differences(saved_shapes, shapes))
+
+
+def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, step: int, abstract_state) -> None:
+  """Raises ValueError unless the checkpoint at `step` restores into `abstract_state`
+  (the train state `config` makes), naming the config fields that changed its shapes since
+  the run saved `workdir/config.json`, or else the first leaf that differs. Fields that
+  keep the shapes (total_steps, learning rates, ...) may change: they are logged.
+  A checkpoint whose metadata cannot be read is a `checkpoints.CheckpointError`."""
+  saved_shapes = checkpoints.saved_shapes(manager, step)
+  differences = checkpoints.shape_differences(saved_shapes, abstract_state)
+  saved_config = {}
+  if os.path.isfile(path := os.path.join(workdir, CONFIG_FILE)):
+    with open(path) as f:
+      saved_config = json.load(f)
+  changes = config_changes(saved_config, config) if saved_config else {}
+  if not differences:
+    if changes:
+      logging.info("Resuming with fields changed since %s: %s.", path,
+                   "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+    return
+  named = [k for k, (_, new) in changes.items() if _changes_shapes(saved_config, k, new, saved_shapes)]
+  fields = " and ".join(f"config.{k}={changes[k][1]!r} (saved: {changes[k][0]!r})" for k in named)
+  fields += " changes its shapes (" if len(named) == 1 else " change its shapes ("
+  raise ValueError(
+      f"{os.path.join(str(manager.directory), str(step))} is a checkpoint of another train state than this config "
+      "makes: " + (fields if named else "")
+      + f"{len(differences)} arrays differ, e.g. {differences[0]}" + (")" if named else "")
+      + "; resume with the saved values, or train in "
+      "a new workdir; fields that keep the shapes, like total_steps, may change")
+
+
 class StopSignals:
   """SIGTERM (a preemption notice) and SIGINT (Ctrl-C) as a request to stop the loop at a
   step that every process agrees on, so that all save that step; `restore()` puts the
@@ -852,13 +918,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   abstract_state = checkpoints.abstract_like(jax.eval_shape(init_fn), replicated)
   manager = checkpoints.make_manager(workdir, keep=config.keep)
   if (latest := manager.latest_step()) is not None:
+    check_resumable(config, workdir, manager, latest, abstract_state)
     state = checkpoints.restore(manager, abstract_state, latest)
     logging.info("Resumed from %s at step %d.", manager.directory, latest)
   else:
     state = jax.jit(init_fn, out_shardings=replicated)()
   step = int(state["step"])
-  if is_main_process:
-    files.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
   if step % config.steps_per_call:
     raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call={config.steps_per_call} "
@@ -911,6 +976,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.write_scalars(step, scalars)
     return scalars["eval/seconds"]
 
+  if is_main_process:  # Every check passed: the config that trains is the one saved.
+    files.write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
   if step >= config.total_steps:
     logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
   first_call_start = time.perf_counter()
@@ -934,6 +1001,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         # each save keeps a diverged state out of the checkpoints (non-finite parameters
         # show in the parameter norms and the losses). A skipped update's losses are
         # non-finite by nature; with skipping, the parameter norms must stay finite.
+        checkpoints.check(manager)  # A failed write (a full disk) stops training here, before more is lost.
         steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in metrics}
         pending_metrics = []
         checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
@@ -955,12 +1023,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           summary["images_per_sec"] = summary["steps_per_sec"] * per_step
         writer.write_scalars(step, summary)
         last_log_step, last_log_time = step, time.perf_counter()
-      if step % config.save_every == 0 or is_last:
-        checkpoints.save(manager, step, state)
-      elif stopping and step not in manager.all_steps():
+      if step % config.save_every == 0 or is_last or (stopping and step not in manager.all_steps()):
         checkpoints.save(manager, step, state)
       if stopping:
-        manager.wait_until_finished()
+        checkpoints.wait(manager)
         logging.info("Stopped by %s: the checkpoint at step %d is complete in %s; %s", stop.reason, step,
                      manager.directory, f"resume with the same command: {resume_command}" if resume_command
                      else "train again on the same workdir to resume")
@@ -969,9 +1035,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         save_samples(step)
       if evaluator is not None and (step % eval_every == 0 or is_last):
         last_log_time += run_evals(step)  # Evaluation time is not training throughput.
+    checkpoints.wait(manager)
   finally:
     stop.restore()
-    manager.wait_until_finished()
-    manager.close()
-    writer.close()
+    for name, close in (("the checkpoint manager", manager.close), ("the TensorBoard writer", writer.close)):
+      try:  # On the way out of an error (a full disk, say), that error is the one to report.
+        close()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.error("Closing %s failed: %s", name, e)
   return state

@@ -8,8 +8,12 @@ import importlib
 import pkgutil
 
 
+# Modules here that are parts shared by the models, not models.
+_PARTS = ("heads",)
+
+
 def available() -> list[str]:
-  return sorted(m.name for m in pkgutil.iter_modules(__path__))
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _PARTS)
 
 
 def get_model_module(name: str):

@@ -1,0 +1,89 @@
+"""Command-line checks for train.py: a mistake on the command line is one line that names it.
+
+ml_collections' config flags report a missing config file, a file without `get_config`
+or a misspelt `--config.field` with a traceback from inside its parser; `check_config_args`
+finds the same mistakes first and says them in one line each.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import re
+
+import ml_collections
+
+# --config=FILE[:ARG], --config FILE[:ARG], and the overrides --config.a.b=V, --noconfig.a.b.
+_OVERRIDE = re.compile(r"^--(no)?(?P<name>[A-Za-z_]\w*)\.(?P<path>[^=]+)(=.*)?$")
+
+
+class CommandLineError(ValueError):
+  """A command line that cannot run; the message names the flag and what is allowed."""
+
+
+def _config_arg(argv: list[str], name: str) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}="):
+      return arg.split("=", 1)[1]
+    if arg == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def load_config_file(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
+  """`get_config(ARG)` of the Python file in `FILE[:ARG]`, as ml_collections' config flag does."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise CommandLineError(f"{flag}={spec}: {path} is not a file; allowed: a Python file defining get_config(), "
+                           "e.g. configs/mnist_dcgan.py")
+  module_spec = importlib.util.spec_from_file_location("_checked_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # A config file that does not import: say why, in its words.
+    raise CommandLineError(f"{flag}={spec}: {path} fails to import: {type(e).__name__}: {e}") from None
+  if not callable(getattr(module, "get_config", None)):
+    raise CommandLineError(f"{flag}={spec}: {path} defines no get_config(); a config file must")
+  try:
+    config = module.get_config(*([arg] if arg else []))
+  except (ValueError, TypeError) as e:
+    raise CommandLineError(f"{flag}={spec}: {str(e).splitlines()[0]}") from None
+  return config
+
+
+def _leaf_paths(node, prefix: str = "") -> list[str]:
+  if isinstance(node, (ml_collections.ConfigDict, dict)):
+    return [p for key in node.keys() for p in [f"{prefix}{key}", *_leaf_paths(node[key], f"{prefix}{key}.")]]
+  return []
+
+
+def _has_path(config, path: str) -> bool:
+  node = config
+  for part in path.split("."):
+    if isinstance(node, (ml_collections.ConfigDict, dict)) and part in node:
+      node = node[part]
+    elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+      node = node[int(part)]
+    else:
+      return False
+  return True
+
+
+def check_config_args(argv: list[str], name: str = "config") -> None:
+  """Raises CommandLineError for the first problem of `--{name}` and its overrides in `argv`:
+  a file that is missing, does not import or has no `get_config`, a `get_config` argument
+  it refuses, or an override naming a field the config does not have (with the nearest
+  fields). Does nothing when `--{name}` is absent (the flag parser says that it is required)."""
+  spec = _config_arg(argv, name)
+  if spec is None:
+    return
+  config = load_config_file(spec, f"--{name}")
+  for arg in argv:
+    match = _OVERRIDE.match(arg)
+    if not match or match["name"] != name or _has_path(config, match["path"]):
+      continue
+    close = difflib.get_close_matches(match["path"], _leaf_paths(config), n=3, cutoff=0.8)
+    hint = f"; did you mean {', '.join(f'--{name}.{c}' for c in close)}?" if close else ""
+    raise CommandLineError(f"--{name}.{match['path']}: {spec.partition(':')[0]} has no field "
+                           f"{match['path']}{hint}")

@@ -1,0 +1,169 @@
+"""Bad input: each mistake is one error that names the field and what is allowed, and
+nothing already in the workdir is overwritten or deleted.
+
+Elsewhere: an unknown or offline dataset and bad image folders (test_data.py), a batch the
+devices cannot divide (test_parallel.py), eval.py's flags and a workdir without a run
+(test_eval.py), a typo'd field through train.py itself (test_train_cli.py).
+"""
+
+import json
+import os
+import shutil
+
+import jax
+import pytest
+
+from conftest import REPO, tiny_config
+from gan_jax import checkpoints
+from gan_jax import cli
+from gan_jax import training
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.name", "dcgann", r"config.model.name='dcgann' is not a model; allowed: dcgan, resnet$"),
+    ("loss", "hinged", r"config.loss='hinged' is not a loss; allowed: non_saturating, hinge, wasserstein"),
+    ("d_optimizer.name", "sgd", r"config.d_optimizer.name='sgd'; allowed: adam, adamw"),
+    ("total_steps", 0, r"config.total_steps=0 must be positive"),
+    ("model.latent_dim", -3, r"config.model.latent_dim=-3 must be positive"),
+    ("g_optimizer.learning_rate", -1e-4, r"config.g_optimizer.learning_rate=-0.0001 must be positive"),
+    ("image_size", 30, r"config.image_size=30 cannot be produced by the dcgan model; allowed: 28, 32, 64"),
+    ("channels", 2, r"config.channels=2; allowed: 1, 3"),
+])
+def test_bad_config_values_name_the_field_and_what_is_allowed(field, value, message):
+  with pytest.raises(ValueError, match=message):
+    training.validate_config(tiny_config(**{field: value}))
+
+
+def test_config_file_mistakes_are_one_line(tmp_path):
+  (tmp_path / "no_get_config.py").write_text("x = 1\n")
+  (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
+  cases = {
+      ("--config=configs/nope.py",):
+          "--config=configs/nope.py: configs/nope.py is not a file; allowed: a Python file defining get_config(), "
+          "e.g. configs/mnist_dcgan.py",
+      (f"--config={tmp_path}/no_get_config.py",):
+          f"--config={tmp_path}/no_get_config.py: {tmp_path}/no_get_config.py defines no get_config(); "
+          "a config file must",
+      ("--config", f"{tmp_path}/broken.py"):
+          f"--config={tmp_path}/broken.py: {tmp_path}/broken.py fails to import: ModuleNotFoundError: "
+          "No module named 'nonexistent_module_xyz'",
+      ("--config=configs/mnist_dcgan.py:bogus",):
+          "--config=configs/mnist_dcgan.py:bogus: config argument 'bogus'; allowed: runlocal",
+      ("--config=configs/mnist_dcgan.py", "--config.totl_steps=5"):
+          "--config.totl_steps: configs/mnist_dcgan.py has no field totl_steps; did you mean --config.total_steps?",
+      ("--config=configs/mnist_dcgan.py", "--noconfig.data.downlaod"):
+          "--config.data.downlaod: configs/mnist_dcgan.py has no field data.downlaod; did you mean "
+          "--config.data.download?",
+  }
+  cwd = os.getcwd()
+  os.chdir(REPO)
+  try:
+    for argv, message in cases.items():
+      with pytest.raises(cli.CommandLineError) as info:
+        cli.check_config_args(list(argv))
+      assert str(info.value) == message
+    # Fields that exist, nested ones and a get_config argument pass.
+    cli.check_config_args(["--config=configs/mnist_dcgan.py:runlocal", "--config.model.latent_dim=8",
+                           "--noconfig.data.download", "--workdir=/tmp/x"])
+  finally:
+    os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+  """A workdir of the tiny config with (initial) train states saved at steps 2 and 4, and its config.json."""
+  workdir = tmp_path_factory.mktemp("saved_run")
+  config = tiny_config()
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  manager = checkpoints.make_manager(str(workdir), keep=5, asynchronous=False)
+  for step in (2, 4):
+    checkpoints.save(manager, step, state)
+  manager.close()
+  (workdir / "config.json").write_text(json.dumps(config.to_dict()))
+  return workdir
+
+
+def snapshot(workdir):
+  """Every file under `workdir` with its bytes: to show that nothing changed."""
+  return {os.path.relpath(os.path.join(d, f), workdir): open(os.path.join(d, f), "rb").read()
+          for d, _, names in os.walk(workdir) for f in names}
+
+
+def copy_of(saved_run, tmp_path):
+  shutil.copytree(saved_run, tmp_path / "run")
+  return tmp_path / "run"
+
+
+def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(saved_run, tmp_path):
+  workdir = copy_of(saved_run, tmp_path)
+  before = snapshot(workdir)
+  # total_steps and a learning rate keep the shapes: only the width is named.
+  config = tiny_config(total_steps=10, **{"model.discriminator_features": 16, "d_optimizer.learning_rate": 1e-3})
+  with pytest.raises(ValueError) as info:
+    training.train_and_evaluate(config, str(workdir))
+  message = str(info.value)
+  assert message.startswith(f"{workdir / 'checkpoints' / '4'} is a checkpoint of another train state than this "
+                            "config makes: config.model.discriminator_features=16 (saved: 8) changes its shapes ("), message
+  assert "(24 arrays differ, e.g. discriminator/params/conv1/bias is float32[8] in the checkpoint, float32[16] here)" in message
+  assert message.endswith("resume with the saved values, or train in a new workdir; fields that keep the shapes, "
+                          "like total_steps, may change")
+  assert "total_steps" not in message.split("here")[0] and "learning_rate" not in message
+  assert snapshot(workdir) == before  # config.json included: nothing was written.
+
+  manager = checkpoints.make_manager(str(workdir), keep=5, read_only=True)
+  try:
+    abstract = lambda c: jax.eval_shape(lambda: training.init_state(training.make_gan(c), c))
+    two = tiny_config(**{"infogan.categories": 10, "model.latent_dim": 8})
+    with pytest.raises(ValueError, match=r"config.infogan.categories=10 \(saved: 0\) and config.model.latent_dim=8 "
+                       r"\(saved: 16\) change its shapes \(\d+ arrays differ, e.g. "):
+      training.check_resumable(two, str(workdir), manager, 4, abstract(two))
+    # Without the run's config.json (a checkpoint of another architecture copied in, say),
+    # the first array that differs is named.
+    os.remove(workdir / "config.json")
+    other = tiny_config(**{"model.generator_features": 4})
+    with pytest.raises(ValueError, match=r"another train state than this config makes: 50 arrays differ, e.g. "
+                       r"g_ema_params/project/bias is float32\[1568\] in the checkpoint, float32\[784\] here;"):
+      training.check_resumable(other, str(workdir), manager, 4, abstract(other))
+  finally:
+    manager.close()
+
+
+def test_fields_that_keep_the_shapes_may_change_and_are_logged(saved_run, tmp_path, caplog):
+  workdir = copy_of(saved_run, tmp_path)
+  config = tiny_config(total_steps=10, **{"d_optimizer.learning_rate": 1e-3})
+  manager = checkpoints.make_manager(str(workdir), keep=5, read_only=True)
+  caplog.set_level("INFO", logger="absl")
+  try:
+    training.check_resumable(config, str(workdir), manager, 4,
+                             jax.eval_shape(lambda: training.init_state(training.make_gan(config), config)))
+  finally:
+    manager.close()
+  assert (f"Resuming with fields changed since {workdir / 'config.json'}: d_optimizer.learning_rate 0.0002 -> 0.001; "
+          "total_steps 4 -> 10.") in caplog.messages
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # TensorStore reads still running.
+@pytest.mark.parametrize("damage", ["garbled", "empty"])
+def test_a_corrupted_checkpoint_is_named_and_left_in_place(saved_run, tmp_path, damage):
+  workdir = copy_of(saved_run, tmp_path)
+  latest = workdir / "checkpoints" / "4"
+  if damage == "garbled":  # Every data file of step 4 overwritten.
+    for d, _, names in os.walk(latest):
+      for name in names:
+        if os.path.basename(d) == "d":
+          with open(os.path.join(d, name), "wb") as f:
+            f.write(b"garbage")
+  else:  # An empty directory where step 4 should be.
+    shutil.rmtree(latest)
+    os.makedirs(latest)
+  before = snapshot(workdir)
+  with pytest.raises(checkpoints.CheckpointError) as info:
+    training.train_and_evaluate(tiny_config(), str(workdir))
+  message = str(info.value)
+  assert message.startswith(f"the checkpoint {latest} cannot be read ("), message
+  assert message.endswith(f"); move it out of {workdir / 'checkpoints'} to resume from step 2, or train in a new "
+                          "workdir")
+  if damage == "empty":
+    assert "(the directory is empty)" in message
+  assert snapshot(workdir) == before and os.path.isdir(latest)
