@@ -14,14 +14,16 @@ from gan_jax import files
 
 def format_table(representations: dict[str, dict[str, Any]]) -> str:
   """One row per representation or head: clustering ACC / NMI / ARI (k-means, or the
-  categorical code's argmax) and test accuracy (linear probe, or the K+1 classifier)."""
-  columns = ("cluster ACC", "NMI", "ARI", "test acc")
+  categorical code's argmax), test accuracy (linear probe, or the K+1 classifier) and k-NN
+  test accuracy."""
+  columns = ("cluster ACC", "NMI", "ARI", "test acc", "k-NN acc")
   width = max(len(name) for name in representations) + 2
   lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in columns)]
   for name, result in representations.items():
     clusters = result.get("kmeans") or result.get("code") or {}
     accuracy = (result.get("linear_probe") or result.get("classifier") or {}).get("test_accuracy")
-    values = (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy)
+    values = (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy,
+              (result.get("knn") or {}).get("test_accuracy"))
     lines.append(f"{name:<{width}}" + "".join(f"{v:>13.4f}" if v is not None else f"{'-':>13}" for v in values))
   return "\n".join(lines)
 

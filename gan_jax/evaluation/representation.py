@@ -38,7 +38,7 @@ ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
 HEAD_ROWS = ("categorical_code", "semi_supervised")
 # What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
 SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
-           ("linear_probe", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
+           ("linear_probe", "test_accuracy"), ("knn", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
            ("classifier", "test_accuracy"))
 
 

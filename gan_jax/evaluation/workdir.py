@@ -24,6 +24,7 @@ from gan_jax import parallel
 from gan_jax import training  # Attribute access at call time only (training imports this package).
 from gan_jax.evaluation import generation
 from gan_jax.evaluation import linear_probe
+from gan_jax.evaluation import protocol
 from gan_jax.evaluation import report
 from gan_jax.evaluation import representation
 
@@ -73,7 +74,10 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
     gan = training.make_gan(config)
     init_fn = lambda: training.init_state(gan, config)
     replicated = parallel.replicated(parallel.make_mesh())
-    state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
+    try:
+      state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
+    except checkpoints.CheckpointError as e:
+      raise EvalError(f"--workdir={workdir}: {e}") from None
   finally:
     manager.close()
   initial = jax.jit(init_fn, out_shardings=replicated)()
@@ -170,6 +174,8 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
           "linear_probe": {"objective": "multinomial logistic regression, L2 chosen on validation",
                            "l2_grid": list(linear_probe.DEFAULT_L2_GRID), "validation_fraction": 0.2,
                            "seed": settings.seed} if settings.probe and evaluator.labelled else None,
+          "knn": {"k": protocol.KNN_K, "metric": "cosine", "features": "the probe's, standardised",
+                  "fit_on": train.name, "scored_on": test.name} if settings.probe and evaluator.labelled else None,
           "random_discriminator_seed": config.seed,
       },
   }
