@@ -107,7 +107,7 @@ def main():
       what = f"{delay:.2f} s into the loop"
     after = complete_steps(workdir)
     ok = (code == -signal.SIGKILL and resumed == (before[-1] if before else None)
-          and (logged is None or after[-1] >= logged - SAVE_EVERY))
+          and (logged is None or (after[-1] if after else 0) >= logged - SAVE_EVERY))
     survived += ok
     print(f"kill {i + 1} {what}: exit {code}, resumed from {resumed}, last logged step {logged}, "
           f"newest complete checkpoint afterwards {after[-1] if after else None}: {'ok' if ok else 'FAILED'}",
