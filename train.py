@@ -64,6 +64,8 @@ def main(argv):
 def _raised_by_gan_jax(e: BaseException) -> bool:
   """Whether `e` comes from one of gan_jax's own checks: a message for the user, said in one
   line. The same exception raised inside a library is a bug to report: its traceback stays."""
+  if getattr(e, "__notes__", None) or type(e.__cause__).__name__ == "UnfilteredStackTrace":
+    return False  # It crossed a JAX transformation, which hides the frames it came from.
   tb = e.__traceback__
   while tb.tb_next is not None:
     tb = tb.tb_next

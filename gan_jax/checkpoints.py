@@ -33,11 +33,15 @@ def complete_steps(manager: ocp.CheckpointManager) -> list[int]:
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, reason: BaseException | str) -> str:
-  earlier = [s for s in complete_steps(manager) if s < step]
+  complete = complete_steps(manager)
+  message = (f"the checkpoint {os.path.join(str(manager.directory), str(step))} cannot be read "
+             f"({_first_line(reason)})")
+  if complete and step != complete[-1]:
+    return message  # Not the one a resume loads: there is nothing to advise.
+  earlier = [s for s in complete if s < step]
   instead = (f"move it out of {manager.directory} to resume from step {earlier[-1]}" if earlier
              else "move it away to start afresh")
-  return (f"the checkpoint {os.path.join(str(manager.directory), str(step))} cannot be read "
-          f"({_first_line(reason)}); {instead}, or train in a new workdir")
+  return f"{message}; to train on, {instead}, or train in a new workdir"
 
 
 def _write_failed(manager: ocp.CheckpointManager, step: int, e: BaseException) -> str:
@@ -99,11 +103,15 @@ def wait(manager: ocp.CheckpointManager) -> None:
 
 
 def check(manager: ocp.CheckpointManager) -> None:
-  """CheckpointError if a checkpoint write running in the background has failed; no wait."""
-  try:
-    manager.check_for_errors()
-  except Exception as e:
-    raise CheckpointError(_write_failed(manager, manager.writing, e)) from e
+  """CheckpointError if the last checkpoint write has ended and failed; never waits for one
+  still running. (Orbax hands a failure to whoever waits first, so this waits once done.)"""
+  if jax.process_count() > 1:  # Waiting is not for one process alone to decide there.
+    try:
+      manager.check_for_errors()
+    except Exception as e:
+      raise CheckpointError(_write_failed(manager, manager.writing, e)) from e
+  elif manager.writing is not None and not manager.is_saving_in_progress():
+    wait(manager)
 
 
 def saved_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[tuple[int, ...], str]]:

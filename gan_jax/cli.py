@@ -23,12 +23,19 @@ class CommandLineError(ValueError):
 
 
 def _config_arg(argv: list[str], name: str) -> str | None:
+  """The value of the last `--{name}` in `argv` (the one absl keeps), or None."""
+  value = None
   for i, arg in enumerate(argv):
     if arg.startswith(f"--{name}="):
-      return arg.split("=", 1)[1]
-    if arg == f"--{name}" and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
+      value = arg.split("=", 1)[1]
+    elif arg == f"--{name}" and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def load_config_file(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
@@ -42,13 +49,15 @@ def load_config_file(spec: str, flag: str = "--config") -> ml_collections.Config
   try:
     module_spec.loader.exec_module(module)
   except Exception as e:  # A config file that does not import: say why, in its words.
-    raise CommandLineError(f"{flag}={spec}: {path} fails to import: {type(e).__name__}: {e}") from None
+    raise CommandLineError(f"{flag}={spec}: {path} fails to import: {_first_line(e)}") from None
   if not callable(getattr(module, "get_config", None)):
     raise CommandLineError(f"{flag}={spec}: {path} defines no get_config(); a config file must")
   try:
     config = module.get_config(*([arg] if arg else []))
-  except (ValueError, TypeError) as e:
-    raise CommandLineError(f"{flag}={spec}: {str(e).splitlines()[0]}") from None
+  except ValueError as e:  # A refused argument: its message says what is allowed.
+    raise CommandLineError(f"{flag}={spec}: {str(e).strip().splitlines()[0] if str(e).strip() else 'ValueError'}") from None
+  except Exception as e:  # Any other failure of get_config, said in one line too.
+    raise CommandLineError(f"{flag}={spec}: get_config() failed: {_first_line(e)}") from None
   return config
 
 

@@ -762,19 +762,18 @@ def config_changes(saved: dict, config: ml_collections.ConfigDict) -> dict[str, 
           if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
 
 
-def _changes_shapes(saved: dict, field: str, value: Any, saved_shapes) -> bool:
-  """Whether the saved config with `field` alone set to `value` makes a train state that
-  the checkpoint does not fit (False where that config cannot even be built)."""
-  if value == _ABSENT:
-    return False
+def _fits(saved: dict, saved_shapes, field: str | None = None, value: Any = None) -> bool | None:
+  """Whether the saved config (with `field` alone set to `value`) makes a train state that
+  the checkpoint fits; None where that config cannot be built."""
   candidate = ml_collections.ConfigDict(saved)
-  *parents, leaf = field.split(".")
   try:
-    functools.reduce(operator.getitem, parents, candidate)[leaf] = value
+    if field is not None:
+      *parents, leaf = field.split(".")
+      functools.reduce(operator.getitem, parents, candidate)[leaf] = value
     shapes = jax.eval_shape(functools.partial(init_state, make_gan(candidate), candidate))
   except Exception:  # pylint: disable=broad-except
-    return False
-  return bool(checkpoints.shape_differences(saved_shapes, shapes))
+    return None
+  return not checkpoints.shape_differences(saved_shapes, shapes)
 
 
 def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, step: int, abstract_state) -> None:
@@ -795,7 +794,12 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, st
       logging.info("Resuming with fields changed since %s: %s.", path,
                    "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     return
-  named = [k for k, (_, new) in changes.items() if _changes_shapes(saved_config, k, new, saved_shapes)]
+  named = []
+  # Fields are named only where the saved config itself still makes the checkpoint's state
+  # (the code or config.json may have changed since); otherwise the arrays say it.
+  if changes and _fits(saved_config, saved_shapes):
+    named = [k for k, (_, new) in changes.items()
+             if new != _ABSENT and _fits(saved_config, saved_shapes, k, new) is False]
   fields = " and ".join(f"config.{k}={changes[k][1]!r} (saved: {changes[k][0]!r})" for k in named)
   fields += " changes its shapes (" if len(named) == 1 else " change its shapes ("
   raise ValueError(
@@ -917,127 +921,130 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   init_fn = functools.partial(init_state, gan, config)
   abstract_state = checkpoints.abstract_like(jax.eval_shape(init_fn), replicated)
   manager = checkpoints.make_manager(workdir, keep=config.keep)
-  if (latest := manager.latest_step()) is not None:
-    check_resumable(config, workdir, manager, latest, abstract_state)
-    state = checkpoints.restore(manager, abstract_state, latest)
-    logging.info("Resumed from %s at step %d.", manager.directory, latest)
-  else:
-    state = jax.jit(init_fn, out_shardings=replicated)()
-  step = int(state["step"])
+  writer = metric_logging.MetricWriter(workdir, total_steps=0, initial_step=0, enabled=False)
+  try:  # From here on, an error closes the manager (and the writer) on its way out.
+    if (latest := manager.latest_step()) is not None:
+      check_resumable(config, workdir, manager, latest, abstract_state)
+      state = checkpoints.restore(manager, abstract_state, latest)
+      logging.info("Resumed from %s at step %d.", manager.directory, latest)
+    else:
+      state = jax.jit(init_fn, out_shardings=replicated)()
+    step = int(state["step"])
 
-  if step % config.steps_per_call:
-    raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call={config.steps_per_call} "
-                     "does not divide; resume with a steps_per_call that divides it")
+    if step % config.steps_per_call:
+      raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call={config.steps_per_call} "
+                       "does not divide; resume with a steps_per_call that divides it")
 
-  train_fn = make_train_fn(gan, config, mesh, num_examples)
-  labelled = ()
-  if ssl_settings(config).labels_per_class:
-    parallel.check_batch_size(ssl_settings(config).batch_size or config.batch_size, mesh)
-    subset = load_labelled_subset(config, workdir, train_data if jax.process_count() == 1 else None)
-    labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
-  sample_fn = make_sample_fn(gan, config.seed)
-  sample_z, grid_columns = grid_latents(seed_keys(config.seed)["sample"], config.num_samples, gan)
-  sample_z = jax.device_put(sample_z, replicated)
-  writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
-                                       enabled=is_main_process)
+    train_fn = make_train_fn(gan, config, mesh, num_examples)
+    labelled = ()
+    if ssl_settings(config).labels_per_class:
+      parallel.check_batch_size(ssl_settings(config).batch_size or config.batch_size, mesh)
+      subset = load_labelled_subset(config, workdir, train_data if jax.process_count() == 1 else None)
+      labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
+    sample_fn = make_sample_fn(gan, config.seed)
+    sample_z, grid_columns = grid_latents(seed_keys(config.seed)["sample"], config.num_samples, gan)
+    sample_z = jax.device_put(sample_z, replicated)
+    writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
+                                         enabled=is_main_process)
 
-  def save_samples(step):
-    images = data.to_uint8(sample_fn(state, sample_z))  # On every process: a global computation.
-    if is_main_process:
-      visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"),
-                         visualize.image_grid(images, grid_columns or None))
+    def save_samples(step):
+      images = data.to_uint8(sample_fn(state, sample_z))  # On every process: a global computation.
+      if is_main_process:
+        visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"),
+                           visualize.image_grid(images, grid_columns or None))
 
-  evaluator = None
-  eval_every = config.get("eval_every", 0)
-  if eval_every and step < config.total_steps:
-    # Built now so that a missing split or unlabelled data fails before training, not at
-    # step eval_every; the controls are evaluated at the first evaluation.
-    initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-    evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
-                                              initial, train=train_data if jax.process_count() == 1 else None,
-                                              num_labels=len(labelled[1]) if labelled else 0)
+    evaluator = None
+    eval_every = config.get("eval_every", 0)
+    if eval_every and step < config.total_steps:
+      # Built now so that a missing split or unlabelled data fails before training, not at
+      # step eval_every; the controls are evaluated at the first evaluation.
+      initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
+      evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
+                                                initial, train=train_data if jax.process_count() == 1 else None,
+                                                num_labels=len(labelled[1]) if labelled else 0)
 
-  generation_settings = generation.get_config(config)
-  generation_evaluator = None
-  if eval_every and generation_settings.num_samples and step < config.total_steps:
-    # Prepared now (the domain classifier trained or loaded, the reference statistics
-    # computed or read from the cache), so that a problem shows before training.
-    generation_evaluator = generation.make_evaluator(config, generation_settings,
-                                                     train_data if jax.process_count() == 1 else None)
-    generate_fn = make_generate_fn(gan, config.seed, generation_settings.batch_size)
+    generation_settings = generation.get_config(config)
+    generation_evaluator = None
+    if eval_every and generation_settings.num_samples and step < config.total_steps:
+      # Prepared now (the domain classifier trained or loaded, the reference statistics
+      # computed or read from the cache), so that a problem shows before training.
+      generation_evaluator = generation.make_evaluator(config, generation_settings,
+                                                       train_data if jax.process_count() == 1 else None)
+      generate_fn = make_generate_fn(gan, config.seed, generation_settings.batch_size)
 
-  def run_evals(step):
-    start = time.perf_counter()
-    scalars = dict(evaluator.run(state))
-    if generation_evaluator is not None:
-      scores = generation_evaluator.run(generate_fn(state))
-      scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
-    scalars["eval/seconds"] = time.perf_counter() - start
-    writer.write_scalars(step, scalars)
-    return scalars["eval/seconds"]
+    def run_evals(step):
+      start = time.perf_counter()
+      scalars = dict(evaluator.run(state))
+      if generation_evaluator is not None:
+        scores = generation_evaluator.run(generate_fn(state))
+        scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
+      scalars["eval/seconds"] = time.perf_counter() - start
+      writer.write_scalars(step, scalars)
+      return scalars["eval/seconds"]
 
-  if is_main_process:  # Every check passed: the config that trains is the one saved.
-    files.write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
-  if step >= config.total_steps:
-    logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
-  first_call_start = time.perf_counter()
-  last_log_step, last_log_time = step, None
-  pending_metrics = []  # One dict of device arrays per call since the last log.
-  skip_nonfinite = config.get("skip_nonfinite_updates", False)
-  stop = StopSignals(step)
-  try:
-    while step < config.total_steps:
-      state, metrics = train_fn(state, images_u8, *labelled)
-      pending_metrics.append(metrics)
-      step += config.steps_per_call
-      if last_log_time is None:  # First call: report compilation apart from throughput.
-        jax.block_until_ready(state)
-        logging.info("First call (compilation included): %.1f s.", time.perf_counter() - first_call_start)
-        last_log_step, last_log_time = step, time.perf_counter()
-      is_last = step == config.total_steps
-      stopping = stop.requested(step, config.steps_per_call) and not is_last
-      if step % config.log_every == 0 or step % config.save_every == 0 or is_last or stopping:
-        # Metrics reach the host only here, every step's at once. Checking them before
-        # each save keeps a diverged state out of the checkpoints (non-finite parameters
-        # show in the parameter norms and the losses). A skipped update's losses are
-        # non-finite by nature; with skipping, the parameter norms must stay finite.
-        checkpoints.check(manager)  # A failed write (a full disk) stops training here, before more is lost.
-        steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in metrics}
-        pending_metrics = []
-        checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
-        bad = [k for k in checked if not np.isfinite(steps[k]).all()]
-        if bad:
-          last = manager.latest_step()
-          raise FloatingPointError(
-              f"non-finite {', '.join(bad)} between steps {step - len(steps[bad[0]])} and {step}; "
-              + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written")
-              + ("" if skip_nonfinite else "; config.skip_nonfinite_updates=True skips such updates"))
-        skipped = {k: int(steps[k].sum()) for k in ("d_skipped", "g_skipped") if k in steps}
-        if any(skipped.values()):
-          logging.warning("Skipped %d discriminator and %d generator update(s) with non-finite losses or "
-                          "gradients between steps %d and %d.", skipped["d_skipped"], skipped["g_skipped"],
-                          step - len(steps["g_skipped"]), step)
-        summary = {k: skipped[k] if k in skipped else _finite_mean(v) for k, v in steps.items()}
-        if step > last_log_step:
-          summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
-          summary["images_per_sec"] = summary["steps_per_sec"] * per_step
-        writer.write_scalars(step, summary)
-        last_log_step, last_log_time = step, time.perf_counter()
-      if step % config.save_every == 0 or is_last or (stopping and step not in manager.all_steps()):
-        checkpoints.save(manager, step, state)
-      if stopping:
-        checkpoints.wait(manager)
-        logging.info("Stopped by %s: the checkpoint at step %d is complete in %s; %s", stop.reason, step,
-                     manager.directory, f"resume with the same command: {resume_command}" if resume_command
-                     else "train again on the same workdir to resume")
-        break
-      if step % config.sample_every == 0 or is_last:
-        save_samples(step)
-      if evaluator is not None and (step % eval_every == 0 or is_last):
-        last_log_time += run_evals(step)  # Evaluation time is not training throughput.
-    checkpoints.wait(manager)
+    if is_main_process:  # Every check passed: the config that trains is the one saved.
+      files.write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
+    if step >= config.total_steps:
+      logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
+    first_call_start = time.perf_counter()
+    last_log_step, last_log_time = step, None
+    pending_metrics = []  # One dict of device arrays per call since the last log.
+    skip_nonfinite = config.get("skip_nonfinite_updates", False)
+    stop = StopSignals(step)
+    try:
+      while step < config.total_steps:
+        state, metrics = train_fn(state, images_u8, *labelled)
+        pending_metrics.append(metrics)
+        step += config.steps_per_call
+        if last_log_time is None:  # First call: report compilation apart from throughput.
+          jax.block_until_ready(state)
+          logging.info("First call (compilation included): %.1f s.", time.perf_counter() - first_call_start)
+          last_log_step, last_log_time = step, time.perf_counter()
+        is_last = step == config.total_steps
+        stopping = stop.requested(step, config.steps_per_call) and not is_last
+        if step % config.log_every == 0 or step % config.save_every == 0 or is_last or stopping:
+          # Metrics reach the host only here, every step's at once. Checking them before
+          # each save keeps a diverged state out of the checkpoints (non-finite parameters
+          # show in the parameter norms and the losses). A skipped update's losses are
+          # non-finite by nature; with skipping, the parameter norms must stay finite.
+          checkpoints.check(manager)  # A failed write (a full disk) stops training here, before more is lost.
+          steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in metrics}
+          pending_metrics = []
+          checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
+          bad = [k for k in checked if not np.isfinite(steps[k]).all()]
+          if bad:
+            last = manager.latest_step()
+            raise FloatingPointError(
+                f"non-finite {', '.join(bad)} between steps {step - len(steps[bad[0]])} and {step}; "
+                + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written")
+                + ("" if skip_nonfinite else "; config.skip_nonfinite_updates=True skips such updates"))
+          skipped = {k: int(steps[k].sum()) for k in ("d_skipped", "g_skipped") if k in steps}
+          if any(skipped.values()):
+            logging.warning("Skipped %d discriminator and %d generator update(s) with non-finite losses or "
+                            "gradients between steps %d and %d.", skipped["d_skipped"], skipped["g_skipped"],
+                            step - len(steps["g_skipped"]), step)
+          summary = {k: skipped[k] if k in skipped else _finite_mean(v) for k, v in steps.items()}
+          if step > last_log_step:
+            summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
+            summary["images_per_sec"] = summary["steps_per_sec"] * per_step
+          writer.write_scalars(step, summary)
+          last_log_step, last_log_time = step, time.perf_counter()
+        if step % config.save_every == 0 or is_last or (stopping and step not in manager.all_steps()):
+          checkpoints.save(manager, step, state)
+        if stopping:
+          checkpoints.wait(manager)
+          logging.info("Stopped by %s: the checkpoint at step %d is complete in %s; %s", stop.reason, step,
+                       manager.directory, f"resume with the same command: {resume_command}" if resume_command
+                       else "train again on the same workdir to resume")
+          break
+        if step % config.sample_every == 0 or is_last:
+          save_samples(step)
+        if evaluator is not None and (step % eval_every == 0 or is_last):
+          last_log_time += run_evals(step)  # Evaluation time is not training throughput.
+      checkpoints.wait(manager)
+    finally:
+      stop.restore()
   finally:
-    stop.restore()
     for name, close in (("the checkpoint manager", manager.close), ("the TensorBoard writer", writer.close)):
       try:  # On the way out of an error (a full disk, say), that error is the one to report.
         close()

@@ -162,8 +162,34 @@ def test_a_corrupted_checkpoint_is_named_and_left_in_place(saved_run, tmp_path, 
     training.train_and_evaluate(tiny_config(), str(workdir))
   message = str(info.value)
   assert message.startswith(f"the checkpoint {latest} cannot be read ("), message
-  assert message.endswith(f"); move it out of {workdir / 'checkpoints'} to resume from step 2, or train in a new "
-                          "workdir")
+  assert message.endswith(f"); to train on, move it out of {workdir / 'checkpoints'} to resume from step 2, or "
+                          "train in a new workdir")
   if damage == "empty":
     assert "(the directory is empty)" in message
   assert snapshot(workdir) == before and os.path.isdir(latest)
+
+
+def test_only_gan_jax_own_errors_become_one_line(tmp_path):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import train  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError) as ours:
+    training.validate_config(tiny_config(batch_size=0))
+  assert train._raised_by_gan_jax(ours.value)  # pylint: disable=protected-access
+  # A failure under jax.jit keeps its traceback, even where the last frame JAX leaves
+  # visible is gan_jax's (here a bug-like unpacking error in a gan_jax function).
+  from gan_jax.evaluation import features  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError) as theirs:
+    jax.jit(features.adaptive_max_pool)(jnp.ones(3))
+  assert "gan_jax" in theirs.traceback[-1].path.parts  # What the old check went by.
+  assert not train._raised_by_gan_jax(theirs.value)  # pylint: disable=protected-access
+
+
+def test_config_flag_edge_cases(tmp_path):
+  (tmp_path / "raises.py").write_text("def get_config():\n  raise KeyError('model')\n")
+  with pytest.raises(cli.CommandLineError, match=r"^--config=\S+raises.py: get_config\(\) failed: KeyError: 'model'$"):
+    cli.check_config_args([f"--config={tmp_path}/raises.py"])
+  # As absl does, the last --config counts: an override valid for it passes.
+  (tmp_path / "other.py").write_text("import ml_collections\n"
+                                     "def get_config():\n  return ml_collections.ConfigDict({'only_here': 1})\n")
+  cli.check_config_args([f"--config={REPO}/configs/mnist_dcgan.py", f"--config={tmp_path}/other.py",
+                         "--config.only_here=2"])

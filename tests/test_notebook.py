@@ -29,8 +29,8 @@ def test_quickstart_notebook_executes_and_reports_every_evaluator(tmp_path, monk
   rows = re.findall(r"(trained D|random D \(control\)): k-means ACC ([\d.]+) NMI [\d.]+ ARI -?[\d.]+ \| "
                     r"linear probe ([\d.]+) \| 20-NN ([\d.]+)", text)
   assert [r[0] for r in rows] == ["trained D", "random D (control)"], text
-  for _, acc, probe, knn in rows:  # Even 4 steps of a tiny D read digits better than chance (0.1).
-    assert 0.1 < float(acc) <= 1 and 0.1 < float(probe) <= 1 and 0.1 < float(knn) <= 1
+  for _, acc, probe, knn in rows:  # Real digits: even 4 steps of a tiny D are far above chance (0.1).
+    assert 0.2 < float(acc) <= 1 and 0.5 < float(probe) <= 1 and 0.5 < float(knn) <= 1
   images = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
             if output.output_type == "display_data" and "image/png" in output.get("data", {})]
   assert len(images) == 2  # The sample grid and the contingency matrix.

@@ -5,7 +5,8 @@ self-supervised evaluation practice (cosine similarity, k = 20): a test image ta
 most frequent label among its k most similar training images (a tie goes to the smallest
 label, as in scikit-learn). Nothing is fitted. Similarities are computed in chunks of test
 images, so memory stays `chunk_size x N_train` whatever the split sizes; the result equals
-scikit-learn's `KNeighborsClassifier(k, metric="cosine")` on the same features.
+scikit-learn's `KNeighborsClassifier(k, metric="cosine")` on the same features, up to
+neighbours whose similarities tie to float32 precision.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *,
   train_y = np.asarray(train_y, np.int32)
   if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
     raise ValueError(f"features must be N x D with one D, got {train_x.shape} and {test_x.shape}")
+  if not len(test_x):
+    raise ValueError("knn: no test features")
   if not 1 <= k <= len(train_x):
     raise ValueError(f"k={k} must be between 1 and the number of training points ({len(train_x)})")
   num_classes = int(train_y.max()) + 1 if num_classes is None else num_classes

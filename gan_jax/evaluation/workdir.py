@@ -174,7 +174,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
           "linear_probe": {"objective": "multinomial logistic regression, L2 chosen on validation",
                            "l2_grid": list(linear_probe.DEFAULT_L2_GRID), "validation_fraction": 0.2,
                            "seed": settings.seed} if settings.probe and evaluator.labelled else None,
-          "knn": {"k": protocol.KNN_K, "metric": "cosine", "features": "the probe's, standardised",
+          "knn": {"k": min(protocol.KNN_K, len(train)), "metric": "cosine", "features": "the probe's, standardised",
                   "fit_on": train.name, "scored_on": test.name} if settings.probe and evaluator.labelled else None,
           "random_discriminator_seed": config.seed,
       },
