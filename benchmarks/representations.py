@@ -3,7 +3,7 @@ beside every representation the project offers, mean and std over seeds.
 
   python benchmarks/representations.py --runs='runs/default_seed{seed}' --seeds=0,1,2 \
       [--infogan_runs='runs/infogan_seed{seed}'] [--ssl_runs='runs/ssl_seed{seed}'] \
-      [--out_dir=docs/representations]
+      [--supervised_runs='runs/supervised_seed{seed}'] [--out_dir=docs/representations]
 
 Rows, all on the same splits of the runs' dataset (the test split scored, the training
 split fitted):
@@ -12,7 +12,10 @@ split fitted):
   random discriminator (each run's initialisation, the control) and trained discriminator
     (at the run's configured feature choice): linear probe, k-NN, k-means, as eval.py
     computes them (`gan_jax.evaluation.evaluate_workdir`).
-  categorical code (InfoGAN runs) and semi-supervised classifier (K+1 runs), when given.
+  categorical code (InfoGAN runs) and semi-supervised classifier (K+1 runs), when given, with
+    those runs' trained discriminators; the K+1 runs' control (the same D trained on the
+    labelled subset alone), when given.
+On mnist_5k a last column quotes published figures on full MNIST, labelled as such.
 Columns: test accuracy, clustering ACC / NMI / ARI, wall time in seconds (each mean +- std
 over the seeds; a seed is one GAN run, and the seed of the random forest and of k-means).
 Writes `representations.md` (the table), `representations.json` (each seed's values) and
@@ -174,11 +177,12 @@ def main(argv=None):
   config = workdir_lib.load_config(args.runs.format(seed=seeds[0]))
   splits = [data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
             for split in ("train", "test")]
+  templates = ((args.runs, "GAN"), (args.infogan_runs, "InfoGAN"), (args.ssl_runs, "K+1 GAN"),
+               (args.supervised_runs, "labelled subset alone (control)"))
   per_seed = []
   for seed in seeds:
     rows = pixel_rows(*splits, seed)
-    for template, label in ((args.runs, "GAN"), (args.infogan_runs, "InfoGAN"), (args.ssl_runs, "K+1 GAN"),
-                            (args.supervised_runs, "labelled subset alone (control)")):
+    for template, label in templates:
       if template == args.runs and not os.path.isdir(template.format(seed=seed)):
         sys.exit(f"representations.py: --runs: no {template.format(seed=seed)} for seed {seed}")
       if template and os.path.isdir(template.format(seed=seed)):
@@ -189,7 +193,8 @@ def main(argv=None):
     print(f"seed {seed}: {len(rows)} rows", flush=True)
   table = aggregate(per_seed)
   text = (f"{splits[0].name} ({len(splits[0])}) fitted, {splits[1].name} ({len(splits[1])}) scored; mean +- std "
-          f"over seeds {', '.join(map(str, seeds))}; GAN runs {args.runs}. Seconds: fit and score; for a run's rows, "
+          f"over seeds {', '.join(map(str, seeds))}; runs: " + "; ".join(
+              f"{label} {template}" for template, label in templates if template) + ". Seconds: fit and score; for a run's rows, "
           "its whole evaluation (features of both splits, every evaluator and representation), not its training. "
           "Per-seed values: representations.json.\n\n"
           + to_markdown(table, len(seeds), MNIST_ANCHORS if config.data.name == "mnist_5k" else None))

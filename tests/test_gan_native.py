@@ -2,6 +2,8 @@
 
 import functools
 import json
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -174,6 +176,11 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
   if row == "categorical_code":
     assert set(result["code"]) >= {"acc", "nmi", "ari", "contingency"} and 0.0 < result["code"]["acc"] <= 1.0
     assert (tmp_path / "eval" / "step_2" / "contingency_categorical_code.png").exists()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import infogan_diagnosis  # pylint: disable=g-import-not-at-top
+    diagnosis = infogan_diagnosis.diagnose(str(tmp_path), num_fakes=100)
+    assert diagnosis["q_on_real"]["acc"] == result["code"]["acc"]  # The same Q on the same digits as eval.py.
+    assert np.sum(diagnosis["contingency"]) == 100 and len(diagnosis["code_to_digit"]) == config.infogan.categories
   else:
     assert result["classifier"]["num_labels"] == 20
     np.testing.assert_allclose(result["classifier"]["test_error"], 1 - result["classifier"]["test_accuracy"])
