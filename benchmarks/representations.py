@@ -159,7 +159,7 @@ def bar_plot(table: dict[str, dict[str, tuple[float, float, int]]], path: str) -
   axes.set_yticks(np.arange(len(rows)), rows, fontsize=8)
   axes.invert_yaxis()
   axes.set_xlim(0, 1)
-  axes.legend(loc="lower right")
+  axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)  # Above the bars, never over one.
   files.write_atomic(path, report._figure_png(fig))  # pylint: disable=protected-access
 
 
