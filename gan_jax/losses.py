@@ -139,6 +139,19 @@ def paired_mutual_information_loss(logits1_BxK: jax.Array, logits2_BxK: jax.Arra
   return -jnp.sum(joint * (jnp.log(joint) - jnp.log(marginal_i) - jnp.log(marginal_j)))
 
 
+def pseudo_label_loss(weak_logits_BxK: jax.Array, strong_logits_BxK: jax.Array,
+                      threshold: float) -> tuple[jax.Array, jax.Array]:
+  """FixMatch's consistency term (Sohn et al. 2020): each image's prediction on a strongly
+  augmented view is trained towards the class its weakly augmented view predicts, where
+  that prediction's confidence is at least `threshold`; the targets carry no gradient.
+  Summed over the kept images and divided by the whole batch, as in FixMatch.
+  Returns (loss, the fraction of images kept)."""
+  p_weak = jax.nn.softmax(jax.lax.stop_gradient(weak_logits_BxK))
+  keep = (p_weak.max(-1) >= threshold).astype(jnp.float32)
+  ce = optax.softmax_cross_entropy_with_integer_labels(strong_logits_BxK, p_weak.argmax(-1))
+  return jnp.mean(ce * keep), keep.mean()
+
+
 def feature_matching(real_features_BxF: jax.Array, fake_features_BxF: jax.Array) -> jax.Array:
   """The generator loss of Salimans et al. 2016: squared distance between the batch means
   of a discriminator layer on real and on generated images, averaged over features."""

@@ -132,7 +132,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
-                "pair_weight"):
+                "pair_weight", "consistency_weight"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.categories == 1:
@@ -149,9 +149,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if ssl.labels_per_class:
     if ssl.num_classes < 2:
       raise ValueError(f"config.ssl.num_classes={ssl.num_classes!r} must be >= 2 with config.ssl.labels_per_class")
-    for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight"):
+    for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight", "consistency_weight"):
       if getattr(ssl, field) < 0:
         raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
+  for block, settings in (("infogan", code), ("ssl", ssl)):
+    if not 0.0 <= settings.confidence_threshold <= 1.0:
+      raise ValueError(f"config.{block}.confidence_threshold={settings.confidence_threshold!r} must be in [0, 1]")
   for field, value in zip(("weight", "temperature", "projection_dim"), contrastive_settings(config)):
     if value < 0 or (field != "weight" and value == 0):
       raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
@@ -250,6 +253,11 @@ class CodeSettings(NamedTuple):
   # real image (IIC, Ji et al. 2019), maximised by D and Q: a real image's cluster must
   # survive translation and cutout, which a digit's class does and its position does not.
   pair_weight: float = 0.0
+  # Weight of FixMatch's consistency term on Q's clusters of real images
+  # (`losses.pseudo_label_loss`): a translated-and-cut-out view must fall in the cluster
+  # that Q gives a translated view with confidence >= `confidence_threshold`.
+  consistency_weight: float = 0.0
+  confidence_threshold: float = 0.95
 
 
 def _settings(config: ml_collections.ConfigDict, block: str, settings_type):
@@ -279,6 +287,12 @@ class SSLSettings(NamedTuple):
   # Weight of the entropy of D's class predictions on real images, minimised (the
   # conditional-entropy term of Bad GAN, Dai et al. 2017; 0: Salimans et al.'s loss alone).
   entropy_weight: float = 0.0
+  # Weight of FixMatch's consistency term on D's class predictions for every real image
+  # (`losses.pseudo_label_loss`; Sohn et al. 2020): a translated-and-cut-out view is taught
+  # the class that a translated view gets with confidence >= `confidence_threshold`. No
+  # label is read: the targets are D's own predictions.
+  consistency_weight: float = 0.0
+  confidence_threshold: float = 0.95
 
 
 def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
@@ -362,8 +376,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               code_pair_weight: float = 0.0, labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
-               unsupervised_weight: float = 1.0, entropy_weight: float = 0.0, feature_matching: bool = False,
+               code_pair_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
+               unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
+               class_consistency: tuple[float, float] = (0.0, 0.95), feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
@@ -393,6 +409,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
     code_pair_weight: weight of minus the mutual information between Q's categorical
       predictions on two translated-and-cut-out views of each real image, in D's loss.
+    code_consistency, class_consistency: (weight, confidence threshold) of FixMatch's
+      consistency term (`losses.pseudo_label_loss`) on Q's categorical predictions and on
+      the K+1 classifier's, for the real batch: the weak view is translated, the strong one
+      translated and cut out. Weight 0 disables each.
     labelled: the K+1 discriminator's labelled batches (images `D x L x H x W x C` in
       [-1, 1], int labels `D x L`), one per discriminator update; None without
       semi-supervision. The labels of all other images never reach a loss.
@@ -417,7 +437,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     the penalty is on, r1 with R1, d_rotation_loss / d_rotation_acc and g_rotation_loss when
     rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
     d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
-    d_code_continuous_loss with InfoGAN codes, d_code_pair_mi (nats) with the paired term, d_supervised_loss / d_supervised_acc
+    d_code_continuous_loss with InfoGAN codes, d_code_pair_mi (nats) with the paired term, d_code_consistency_loss /
+    d_code_consistency_kept and d_class_consistency_loss / d_class_consistency_kept (the
+    fraction of confident images) with the consistency terms, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
   """
   step = state["step"]
@@ -485,9 +507,16 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
     pair_weight = code_pair_weight if gan.num_categories else 0.0
-    if contrastive_weight or pair_weight:  # Two views of the real batch, augmented with translation and cutout.
+    consistency = {name: (weight, threshold) for name, (weight, threshold) in
+                   (("code", code_consistency if gan.num_categories else (0.0, 0.0)),
+                    ("class", class_consistency if labelled_batch is not None else (0.0, 0.0))) if weight}
+    if contrastive_weight or pair_weight or consistency:
+      # Two views of the real batch, augmented with translation and cutout (the strong
+      # view of the consistency terms is view0).
       for i in range(2):
         judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+    if consistency:  # Their weak view: translated only.
+      judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
     images, part = _concat(judged)
 
     def loss_fn(d_params):
@@ -510,6 +539,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                                                          features["code_logits"][part["view1"]])
         loss -= pair_weight * pair_mi
         aux["d_code_pair_mi"] = pair_mi
+      for name, (weight, threshold) in consistency.items():
+        head = features[f"{name}_logits"]
+        con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
+        loss += weight * con_loss
+        aux.update({f"d_{name}_consistency_loss": con_loss, f"d_{name}_consistency_kept": kept})
       if labelled_batch is not None:
         sup_loss, sup_acc = losses.classification_loss(features["class_logits"][part["labelled"]], labelled_batch[1])
         loss += supervised_weight * sup_loss
@@ -634,8 +668,10 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               contrastive_temperature=contrastive_temperature,
                               code_weights=(code.categorical_weight, code.continuous_weight),
                               code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
+                              code_consistency=(code.consistency_weight, code.confidence_threshold),
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
+                              class_consistency=(ssl.consistency_weight, ssl.confidence_threshold),
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh),
                               skip_nonfinite=config.get("skip_nonfinite_updates", False),

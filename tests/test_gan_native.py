@@ -103,9 +103,10 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
 @pytest.fixture(scope="module")
 def ssl_runs(tmp_path_factory):
   """Two 3-step semi-supervised runs on the same labelled subset; in the second, every
-  image outside the subset carries a wrong label."""
+  image outside the subset carries a wrong label. The consistency term is on, with
+  threshold 0, so D's own predictions on every real image set targets."""
   config = tiny_config("mnist_ssl", total_steps=3, save_every=3, sample_every=3, log_every=3,
-                       **{"ssl.labels_per_class": 2})
+                       **{"ssl.labels_per_class": 2, "ssl.consistency_weight": 1.0, "ssl.confidence_threshold": 0.0})
   original = data.mnist_5k
   labels = original("train")[1]
   subset = data.labelled_subset(labels, 2, config.seed, 10)
@@ -196,6 +197,10 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("ssl.entropy_weight", -1.0, r"config.ssl.entropy_weight=-1.0 must be >= 0"),
     ("ssl.labels_per_class", -1, r"config.ssl.labels_per_class=-1 must be >= 0"),
     ("ssl.num_classes", 1, r"config.ssl.num_classes=1 must be >= 2"),
+    ("ssl.consistency_weight", -1.0, r"config.ssl.consistency_weight=-1.0 must be >= 0"),
+    ("ssl.confidence_threshold", 1.5, r"config.ssl.confidence_threshold=1.5 must be in \[0, 1\]"),
+    ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
+    ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
 def test_bad_head_settings_are_named(field, value, message):
   base = "mnist_infogan" if field.startswith("infogan") else "mnist_ssl"
@@ -234,9 +239,13 @@ def test_optional_terms_report_their_metrics():
   gan = training.make_gan(tiny_config("mnist_infogan", **{"contrastive.weight": 0.0}))
   state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
-                                                        code_real_weight=1.0, code_pair_weight=1.0))(state, real)
+                                                        code_real_weight=1.0, code_pair_weight=1.0,
+                                                        code_consistency=(1.0, 0.0)))(state, real)
   assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
-          "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi"} <= set(metrics)
+          "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi", "d_code_consistency_loss",
+          "d_code_consistency_kept"} <= set(metrics)
+  # Threshold 0: every real image's weak view sets a target, so the term is a cross-entropy > 0.
+  assert float(metrics["d_code_consistency_kept"]) == 1.0 and float(metrics["d_code_consistency_loss"]) > 0
   # Two views of the same images through one Q: the estimate is a mutual information, in [0, log K].
   assert 0.0 <= float(metrics["d_code_pair_mi"]) <= np.log(gan.num_categories) + 1e-6
 
@@ -245,6 +254,9 @@ def test_optional_terms_report_their_metrics():
   state = jax.jit(lambda: training.init_state(gan, config))()
   labelled = (real[:, :4], jnp.array([[0, 1, 2, 3]]))
   _, metrics = jax.jit(lambda s, r, l: training.train_step(s, r, gan=gan, labelled=l, entropy_weight=1.0,
+                                                           class_consistency=(1.0, 0.0),
                                                            feature_matching=True))(state, real, labelled)
-  assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching"} <= set(metrics)
+  assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching",
+          "d_class_consistency_loss", "d_class_consistency_kept"} <= set(metrics)
+  assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])

@@ -65,3 +65,20 @@ def test_r1_step_reports_the_penalty():
   real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, r1_gamma=10.0))(state, real)
   assert float(metrics["r1"]) > 0
+
+
+def test_pseudo_label_loss_keeps_only_confident_weak_predictions():
+  # Row 0's weak view is confident (p(class 1) = e^5 / (e^5 + 2) > 0.95); row 1's is uniform.
+  weak = jnp.array([[0.0, 5.0, 0.0], [1.0, 1.0, 1.0]])
+  strong = jnp.array([[1.0, 2.0, 3.0], [0.0, 0.0, 9.0]])
+  loss, kept = losses.pseudo_label_loss(weak, strong, threshold=0.95)
+  # Row 0 is taught class 1: -log softmax([1, 2, 3])[1]; row 1 adds nothing but counts in the mean.
+  expected = -(2.0 - math.log(math.exp(1) + math.exp(2) + math.exp(3))) / 2
+  np.testing.assert_allclose(loss, expected, rtol=1e-6)
+  np.testing.assert_allclose(kept, 0.5)
+  # The targets carry no gradient: only the strong view's logits are trained.
+  grad_weak, grad_strong = jax.grad(lambda w, s: losses.pseudo_label_loss(w, s, 0.95)[0], argnums=(0, 1))(weak, strong)
+  np.testing.assert_array_equal(grad_weak, 0.0)
+  assert np.abs(grad_strong[0]).sum() > 0 and np.all(grad_strong[1] == 0)
+  # Threshold 0 keeps every row, the uniform one taught its first class (argmax of a tie).
+  np.testing.assert_allclose(losses.pseudo_label_loss(weak, strong, 0.0)[1], 1.0)
