@@ -132,7 +132,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
-                "pair_weight", "consistency_weight"):
+                "pair_weight", "consistency_weight", "noise_weight"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.categories == 1:
@@ -212,7 +212,8 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        stride1_convs=m.discriminator_stride1_convs,
                                        rotation_head=any(rotation_weights(config)),
                                        projection_dim=projection_dim if contrastive_weight else 0,
-                                       code_categories=code.categories, code_continuous=code.continuous,
+                                       code_categories=code.categories,
+                                       code_continuous=code.continuous + (m.latent_dim if code.noise_weight else 0),
                                        code_hidden=code.hidden, code_input=code.q_input,
                                        num_classes=ssl.num_classes if ssl.labels_per_class else 0,
                                        conv_backward=conv_backward, dtype=dtype)
@@ -258,6 +259,12 @@ class CodeSettings(NamedTuple):
   # that Q gives a translated view with confidence >= `confidence_threshold`.
   consistency_weight: float = 0.0
   confidence_threshold: float = 0.95
+  # Weight of Q's squared error in recovering the noise part of each generated image's
+  # latent (ClusterGAN's encoder term, Mukherjee et al. 2019; added to both losses like the
+  # continuous codes'): the generator must keep its noise recoverable, so with a small
+  # `noise_std` it cannot draw one prototype per code value. Q then has `latent_dim` more
+  # outputs, after the continuous codes' in `code_mean`.
+  noise_weight: float = 0.0
 
 
 def _settings(config: ml_collections.ConfigDict, block: str, settings_type):
@@ -376,7 +383,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               code_pair_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               code_pair_weight: float = 0.0, code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
                class_consistency: tuple[float, float] = (0.0, 0.95), feature_matching: bool = False,
@@ -409,6 +416,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
     code_pair_weight: weight of minus the mutual information between Q's categorical
       predictions on two translated-and-cut-out views of each real image, in D's loss.
+    code_noise_weight: weight of Q's error in recovering the noise of the generated images
+      (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
+      after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
     code_consistency, class_consistency: (weight, confidence threshold) of FixMatch's
       consistency term (`losses.pseudo_label_loss`) on Q's categorical predictions and on
       the K+1 classifier's, for the real batch: the weak view is translated, the strong one
@@ -437,7 +447,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     the penalty is on, r1 with R1, d_rotation_loss / d_rotation_acc and g_rotation_loss when
     rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
     d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
-    d_code_continuous_loss with InfoGAN codes, d_code_pair_mi (nats) with the paired term, d_code_consistency_loss /
+    d_code_continuous_loss with InfoGAN codes, d_code_noise_loss / g_code_noise_loss with
+    the noise term, d_code_pair_mi (nats) with the paired term, d_code_consistency_loss /
     d_code_consistency_kept and d_class_consistency_loss / d_class_consistency_kept (the
     fraction of confident images) with the consistency terms, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
@@ -459,7 +470,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     if batch_sharding is not None:
       z = jax.lax.with_sharding_constraint(z, batch_sharding)
     images, updates = gan.generator.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
-    return images, updates["batch_stats"], (categories, continuous)
+    return images, updates["batch_stats"], (categories, continuous, z[:, :gan.latent_dim])
 
   def code_losses(features, fakes: slice, codes, prefix):
     """InfoGAN's terms on the fakes' Q outputs: (weighted sum, metrics)."""
@@ -468,10 +479,16 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       loss, acc = losses.classification_loss(features["code_logits"][fakes], codes[0])
       total += categorical_weight * loss
       aux.update({f"{prefix}_code_loss": loss, **({"d_code_acc": acc} if prefix == "d" else {})})
+    # Q's continuous outputs: the continuous codes, then (with the noise term) the noise.
+    c = gan.num_continuous
     if continuous_weight:
-      loss = losses.continuous_code_loss(features["code_mean"][fakes], codes[1])
+      loss = losses.continuous_code_loss(features["code_mean"][fakes, :c], codes[1])
       total += continuous_weight * loss
       aux[f"{prefix}_code_continuous_loss"] = loss
+    if code_noise_weight:
+      loss = losses.continuous_code_loss(features["code_mean"][fakes, c:], codes[2])
+      total += code_noise_weight * loss
+      aux[f"{prefix}_code_noise_loss"] = loss
     return total, aux
 
   # D's non-parameter state: the power-iteration vectors of spectral norms ({} without them),
@@ -668,6 +685,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               contrastive_temperature=contrastive_temperature,
                               code_weights=(code.categorical_weight, code.continuous_weight),
                               code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
+                              code_noise_weight=code.noise_weight,
                               code_consistency=(code.consistency_weight, code.confidence_threshold),
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,

@@ -199,6 +199,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("ssl.num_classes", 1, r"config.ssl.num_classes=1 must be >= 2"),
     ("ssl.consistency_weight", -1.0, r"config.ssl.consistency_weight=-1.0 must be >= 0"),
     ("ssl.confidence_threshold", 1.5, r"config.ssl.confidence_threshold=1.5 must be in \[0, 1\]"),
+    ("infogan.noise_weight", -1.0, r"config.infogan.noise_weight=-1.0 must be >= 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
@@ -248,6 +249,17 @@ def test_optional_terms_report_their_metrics():
   assert float(metrics["d_code_consistency_kept"]) == 1.0 and float(metrics["d_code_consistency_loss"]) > 0
   # Two views of the same images through one Q: the estimate is a mutual information, in [0, log K].
   assert 0.0 <= float(metrics["d_code_pair_mi"]) <= np.log(gan.num_categories) + 1e-6
+
+  # ClusterGAN's noise term: Q gets latent_dim outputs after the continuous codes' and
+  # both players see its error.
+  config = tiny_config("mnist_infogan", **{"contrastive.weight": 0.0, "infogan.noise_weight": 1.0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  _, features = gan.discriminator.apply(state["discriminator"], real[0])
+  assert features["code_mean"].shape == (8, config.infogan.continuous + config.model.latent_dim)
+  _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
+                                                        code_noise_weight=1.0))(state, real)
+  assert float(metrics["d_code_noise_loss"]) > 0 and float(metrics["g_code_noise_loss"]) > 0
 
   config = tiny_config("mnist_ssl", **{"contrastive.weight": 0.0})
   gan = training.make_gan(config)
