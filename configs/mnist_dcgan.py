@@ -58,7 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       noise_weight=0.0))
   config.ssl = ml_collections.ConfigDict(dict(
       labels_per_class=0, num_classes=10, supervised_weight=1.0, unsupervised_weight=1.0,
-      feature_matching=True, batch_size=0, entropy_weight=0.0, consistency_weight=0.0, confidence_threshold=0.95))
+      feature_matching=True, batch_size=0, entropy_weight=0.0, consistency_weight=0.0, confidence_threshold=0.95,
+      labelled_augment="same"))
 
   config.loss = "non_saturating"
   config.gradient_penalty = 0.0  # WGAN-GP weight (with loss="wasserstein").

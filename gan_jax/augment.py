@@ -19,12 +19,13 @@ import jax.numpy as jnp
 POLICIES = ("translation", "cutout")
 
 
-def parse_policy(policy: str) -> tuple[str, ...]:
-  """The names in a comma-separated `policy` ('' = none); ValueError on an unknown one."""
+def parse_policy(policy: str, field: str = "augment") -> tuple[str, ...]:
+  """The names in a comma-separated `policy` ('' = none); ValueError naming `config.<field>`
+  on an unknown one."""
   names = tuple(p.strip() for p in policy.split(",") if p.strip())
   for name in names:
     if name not in POLICIES:
-      raise ValueError(f"config.augment={policy!r}: {name!r} is not known; allowed: {', '.join(POLICIES)} "
+      raise ValueError(f"config.{field}={policy!r}: {name!r} is not known; allowed: {', '.join(POLICIES)} "
                        "(comma-separated), or '' for none")
   return names
 

@@ -152,6 +152,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight", "consistency_weight"):
       if getattr(ssl, field) < 0:
         raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
+    labelled_augment_policy(config)
   for block, settings in (("infogan", code), ("ssl", ssl)):
     if not 0.0 <= settings.confidence_threshold <= 1.0:
       raise ValueError(f"config.{block}.confidence_threshold={settings.confidence_threshold!r} must be in [0, 1]")
@@ -300,11 +301,21 @@ class SSLSettings(NamedTuple):
   # label is read: the targets are D's own predictions.
   consistency_weight: float = 0.0
   confidence_threshold: float = 0.95
+  # DiffAugment policy of the labelled images (`augment.parse_policy`), e.g. "translation"
+  # for FixMatch's weak augmentation; "same": `config.augment`, as every image D judges.
+  labelled_augment: str = "same"
 
 
 def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
   """The run's semi-supervised settings; off in configs that predate them."""
   return _settings(config, "ssl", SSLSettings)
+
+
+def labelled_augment_policy(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
+  """The labelled images' DiffAugment policy (None: `config.augment`'s, set by "same");
+  ValueError naming `config.ssl.labelled_augment` on an unknown transformation."""
+  policy = ssl_settings(config).labelled_augment
+  return None if policy == "same" else augment.parse_policy(policy, "ssl.labelled_augment")
 
 
 def seed_keys(seed: int) -> dict[str, jax.Array]:
@@ -386,7 +397,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                code_pair_weight: float = 0.0, code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
-               class_consistency: tuple[float, float] = (0.0, 0.95), feature_matching: bool = False,
+               class_consistency: tuple[float, float] = (0.0, 0.95),
+               labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
@@ -430,6 +442,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       cross-entropy on `labelled` and of its real/fake loss (0 for the supervised-only control).
     entropy_weight: weight of the mean entropy of D's class predictions on the real batch
       (Bad GAN's conditional entropy; minimised).
+    labelled_augment_policy: DiffAugment transformations of the labelled images (None:
+      `augment_policy`).
     feature_matching: the generator's loss is Salimans et al.'s feature matching on D's
       `pre_logits` (against the last real batch) instead of the adversarial one.
     batch_sharding: how a batch is split over the devices; the latents of generated
@@ -516,10 +530,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     judged = {"real": real, "fake": fake}
     if labelled_batch is not None:
       judged["labelled"] = labelled_batch[0]
-    if augment_policy:
-      streams = {"real": 2, "fake": 3, "labelled": 5}  # 4 is rot_key.
-      judged = {name: augment.diff_augment(jax.random.fold_in(key, streams[name]), x, augment_policy)
-                for name, x in judged.items()}
+    policies = {"real": augment_policy, "fake": augment_policy,
+                "labelled": augment_policy if labelled_augment_policy is None else labelled_augment_policy}
+    streams = {"real": 2, "fake": 3, "labelled": 5}  # 4 is rot_key.
+    judged = {name: augment.diff_augment(jax.random.fold_in(key, streams[name]), x, policies[name])
+              for name, x in judged.items()}
     if rotation_d_weight:
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
@@ -690,6 +705,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
                               class_consistency=(ssl.consistency_weight, ssl.confidence_threshold),
+                              labelled_augment_policy=labelled_augment_policy(config),
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh),
                               skip_nonfinite=config.get("skip_nonfinite_updates", False),

@@ -199,6 +199,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("ssl.num_classes", 1, r"config.ssl.num_classes=1 must be >= 2"),
     ("ssl.consistency_weight", -1.0, r"config.ssl.consistency_weight=-1.0 must be >= 0"),
     ("ssl.confidence_threshold", 1.5, r"config.ssl.confidence_threshold=1.5 must be in \[0, 1\]"),
+    ("ssl.labelled_augment", "flip", r"config.ssl.labelled_augment='flip': 'flip' is not known; allowed: translation"),
     ("infogan.noise_weight", -1.0, r"config.infogan.noise_weight=-1.0 must be >= 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
