@@ -539,14 +539,15 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
     pair_weight = code_pair_weight if gan.num_categories else 0.0
-    consistency = {name: (weight, threshold) for name, (weight, threshold) in
-                   (("code", code_consistency if gan.num_categories else (0.0, 0.0)),
-                    ("class", class_consistency if labelled_batch is not None else (0.0, 0.0))) if weight}
-    if contrastive_weight or pair_weight or consistency:
-      # Two views of the real batch, augmented with translation and cutout (the strong
-      # view of the consistency terms is view0).
-      for i in range(2):
-        judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+    consistency = {}  # The heads with a consistency term: (weight, threshold).
+    if gan.num_categories and code_consistency[0]:
+      consistency["code"] = code_consistency
+    if labelled_batch is not None and class_consistency[0]:
+      consistency["class"] = class_consistency
+    # Views of the real batch, augmented with translation and cutout: two for the contrastive
+    # and paired terms; view0 is also the strong view of the consistency terms.
+    for i in range(2 if contrastive_weight or pair_weight else 1 if consistency else 0):
+      judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
     if consistency:  # Their weak view: translated only.
       judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
     images, part = _concat(judged)
