@@ -139,6 +139,23 @@ def paired_mutual_information_loss(logits1_BxK: jax.Array, logits2_BxK: jax.Arra
   return -jnp.sum(joint * (jnp.log(joint) - jnp.log(marginal_i) - jnp.log(marginal_j)))
 
 
+def neighbour_agreement_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array,
+                             embeddings_BxP: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """SCAN's consistency term (Van Gansbeke et al. 2020), with neighbours mined in the batch:
+  image i's prediction must agree with that of its nearest other image j in an embedding
+  (cosine; the embedding gets no gradient): -mean_i log <p(c | x_i), p'(c | x_j)>, where p'
+  comes from `neighbour_logits` (another view of the same images, or the same logits).
+  Both predictions get gradients, as in SCAN. Pair it with a marginal-entropy term, else
+  one cluster for everything minimises it. Returns (loss, the index j of each image)."""
+  e = jax.lax.stop_gradient(embeddings_BxP)
+  e = e / jnp.linalg.norm(e, axis=1, keepdims=True).clip(1e-6)
+  similarity = jnp.where(jnp.eye(e.shape[0], dtype=bool), -jnp.inf, e @ e.T)
+  neighbour = similarity.argmax(-1)
+  log_p = jax.nn.log_softmax(logits_BxK)
+  log_q = jax.nn.log_softmax(neighbour_logits_BxK)[neighbour]
+  return -jnp.mean(jax.nn.logsumexp(log_p + log_q, axis=-1)), neighbour
+
+
 def pseudo_label_loss(weak_logits_BxK: jax.Array, strong_logits_BxK: jax.Array,
                       threshold: float) -> tuple[jax.Array, jax.Array]:
   """FixMatch's consistency term (Sohn et al. 2020): each image's prediction on a strongly

@@ -132,7 +132,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
-                "pair_weight", "consistency_weight", "noise_weight"):
+                "pair_weight", "consistency_weight", "noise_weight", "neighbour_weight"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.categories == 1:
@@ -260,6 +260,13 @@ class CodeSettings(NamedTuple):
   # that Q gives a translated view with confidence >= `confidence_threshold`.
   consistency_weight: float = 0.0
   confidence_threshold: float = 0.95
+  # Weight of SCAN's neighbour term on Q's clusters of real images
+  # (`losses.neighbour_agreement_loss`), maximised by D and Q: each real image's cluster
+  # must agree with that of its nearest other image in the batch, by D's projection head
+  # (or `pre_logits` without the contrastive loss). Two views of the batch are compared, so
+  # the term also asks for invariance to translation and cutout. Needs `real_weight`'s
+  # marginal entropy to keep all clusters in use.
+  neighbour_weight: float = 0.0
   # Weight of Q's squared error in recovering the noise part of each generated image's
   # latent (ClusterGAN's encoder term, Mukherjee et al. 2019; added to both losses like the
   # continuous codes'): the generator must keep its noise recoverable, so with a small
@@ -394,7 +401,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               code_pair_weight: float = 0.0, code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               code_pair_weight: float = 0.0, code_neighbour_weight: float = 0.0, code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
                class_consistency: tuple[float, float] = (0.0, 0.95),
@@ -428,6 +435,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
     code_pair_weight: weight of minus the mutual information between Q's categorical
       predictions on two translated-and-cut-out views of each real image, in D's loss.
+    code_neighbour_weight: weight of SCAN's neighbour term (`losses.neighbour_agreement_loss`)
+      on Q's categorical predictions, in D's loss: view 0 of each real image against view 1
+      of its nearest other image in the batch, by D's `projection` (else `pre_logits`) on view 0.
     code_noise_weight: weight of Q's error in recovering the noise of the generated images
       (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
       after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
@@ -462,7 +472,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
     d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
     d_code_continuous_loss with InfoGAN codes, d_code_noise_loss / g_code_noise_loss with
-    the noise term, d_code_pair_mi (nats) with the paired term, d_code_consistency_loss /
+    the noise term, d_code_pair_mi (nats) with the paired term, d_code_neighbour_loss with
+    the neighbour term, d_code_consistency_loss /
     d_code_consistency_kept and d_class_consistency_loss / d_class_consistency_kept (the
     fraction of confident images) with the consistency terms, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
@@ -539,14 +550,15 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
     pair_weight = code_pair_weight if gan.num_categories else 0.0
+    neighbour_weight = code_neighbour_weight if gan.num_categories else 0.0
     consistency = {}  # The heads with a consistency term: (weight, threshold).
     if gan.num_categories and code_consistency[0]:
       consistency["code"] = code_consistency
     if labelled_batch is not None and class_consistency[0]:
       consistency["class"] = class_consistency
     # Views of the real batch, augmented with translation and cutout: two for the contrastive
-    # and paired terms; view0 is also the strong view of the consistency terms.
-    for i in range(2 if contrastive_weight or pair_weight else 1 if consistency else 0):
+    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
+    for i in range(2 if contrastive_weight or pair_weight or neighbour_weight else 1 if consistency else 0):
       judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
     if consistency:  # Their weak view: translated only.
       judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
@@ -572,6 +584,13 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                                                          features["code_logits"][part["view1"]])
         loss -= pair_weight * pair_mi
         aux["d_code_pair_mi"] = pair_mi
+      if neighbour_weight:
+        embeddings = features["projection" if "projection" in features else "pre_logits"][part["view0"]]
+        code_logits = features["code_logits"]
+        nn_loss, _ = losses.neighbour_agreement_loss(code_logits[part["view0"]], code_logits[part["view1"]],
+                                                     embeddings)
+        loss += neighbour_weight * nn_loss
+        aux["d_code_neighbour_loss"] = nn_loss
       for name, (weight, threshold) in consistency.items():
         head = features[f"{name}_logits"]
         con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
@@ -701,6 +720,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               contrastive_temperature=contrastive_temperature,
                               code_weights=(code.categorical_weight, code.continuous_weight),
                               code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
+                              code_neighbour_weight=code.neighbour_weight,
                               code_noise_weight=code.noise_weight,
                               code_consistency=(code.consistency_weight, code.confidence_threshold),
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,

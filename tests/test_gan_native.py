@@ -56,6 +56,23 @@ def test_paired_mutual_information_against_its_extremes_and_a_hand_computed_join
   np.testing.assert_allclose(losses.paired_mutual_information_loss(a, b), -expected, atol=1e-5)
 
 
+def test_neighbour_agreement_pairs_each_image_with_its_nearest_other_image():
+  # Embeddings: images 0 and 1 are close, 2 and 3 are close; an image is never its own neighbour.
+  embeddings = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+  p = jnp.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0], [0.2, 0.8]])
+  q = jnp.array([[0.6, 0.4], [0.3, 0.7], [0.1, 0.9], [0.5, 0.5]])
+  loss, neighbour = losses.neighbour_agreement_loss(jnp.log(p), jnp.log(q), embeddings)
+  np.testing.assert_array_equal(neighbour, [1, 0, 3, 2])
+  expected = -np.mean(np.log([p[0] @ q[1], p[1] @ q[0], p[2] @ q[3], p[3] @ q[2]]))
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  # The embedding only picks the pairs: no gradient reaches it.
+  grad = jax.grad(lambda e: losses.neighbour_agreement_loss(jnp.log(p), jnp.log(q), e)[0])(embeddings)
+  np.testing.assert_array_equal(grad, 0.0)
+  # Confident agreement of every pair costs nothing.
+  confident = 100.0 * jax.nn.one_hot(jnp.array([0, 0, 1, 1]), 2)
+  np.testing.assert_allclose(losses.neighbour_agreement_loss(confident, confident, embeddings)[0], 0.0, atol=1e-6)
+
+
 def test_k_plus_one_logit_is_the_logsumexp_of_the_class_logits():
   d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, num_classes=3)
   x = jax.random.uniform(jax.random.PRNGKey(0), (5, 28, 28, 1), minval=-1, maxval=1)
@@ -201,6 +218,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("ssl.confidence_threshold", 1.5, r"config.ssl.confidence_threshold=1.5 must be in \[0, 1\]"),
     ("ssl.labelled_augment", "flip", r"config.ssl.labelled_augment='flip': 'flip' is not known; allowed: translation"),
     ("infogan.noise_weight", -1.0, r"config.infogan.noise_weight=-1.0 must be >= 0"),
+    ("infogan.neighbour_weight", -1.0, r"config.infogan.neighbour_weight=-1.0 must be >= 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
@@ -242,10 +260,13 @@ def test_optional_terms_report_their_metrics():
   state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
                                                         code_real_weight=1.0, code_pair_weight=1.0,
+                                                        code_neighbour_weight=1.0,
                                                         code_consistency=(1.0, 0.0)))(state, real)
   assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
           "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi", "d_code_consistency_loss",
-          "d_code_consistency_kept"} <= set(metrics)
+          "d_code_consistency_kept", "d_code_neighbour_loss"} <= set(metrics)
+  # Minus the log of a probability that two distributions over K clusters agree: >= 0.
+  assert float(metrics["d_code_neighbour_loss"]) >= 0.0
   # Threshold 0: every real image's weak view sets a target, so the term is a cross-entropy > 0.
   assert float(metrics["d_code_consistency_kept"]) == 1.0 and float(metrics["d_code_consistency_loss"]) > 0
   # Two views of the same images through one Q: the estimate is a mutual information, in [0, log K].
