@@ -139,21 +139,31 @@ def paired_mutual_information_loss(logits1_BxK: jax.Array, logits2_BxK: jax.Arra
   return -jnp.sum(joint * (jnp.log(joint) - jnp.log(marginal_i) - jnp.log(marginal_j)))
 
 
-def neighbour_agreement_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array,
-                             embeddings_BxP: jax.Array) -> tuple[jax.Array, jax.Array]:
+def neighbour_agreement_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array, embeddings_BxP: jax.Array,
+                             bank: tuple[jax.Array, jax.Array] | None = None) -> tuple[jax.Array, jax.Array]:
   """SCAN's consistency term (Van Gansbeke et al. 2020), with neighbours mined in the batch:
   image i's prediction must agree with that of its nearest other image j in an embedding
   (cosine; the embedding gets no gradient): -mean_i log <p(c | x_i), p'(c | x_j)>, where p'
   comes from `neighbour_logits` (another view of the same images, or the same logits).
   Both predictions get gradients, as in SCAN. Pair it with a marginal-entropy term, else
-  one cluster for everything minimises it. Returns (loss, the index j of each image)."""
+  one cluster for everything minimises it.
+
+  `bank`: (embeddings `M x P`, log-probabilities `M x K`) of M earlier images, also
+  candidates for j (their predictions are constants); all-zero embeddings are empty slots.
+  Returns (loss, the index j of each image: < B in the batch, B + m for bank entry m)."""
   e = jax.lax.stop_gradient(embeddings_BxP)
   e = e / jnp.linalg.norm(e, axis=1, keepdims=True).clip(1e-6)
   similarity = jnp.where(jnp.eye(e.shape[0], dtype=bool), -jnp.inf, e @ e.T)
+  candidates = jax.nn.log_softmax(neighbour_logits_BxK)
+  if bank is not None:
+    bank_e, bank_log_p = jax.lax.stop_gradient(bank)
+    norm = jnp.linalg.norm(bank_e, axis=1)
+    bank_similarity = jnp.where(norm > 0, e @ bank_e.T / norm.clip(1e-6), -jnp.inf)
+    similarity = jnp.concatenate([similarity, bank_similarity], axis=1)
+    candidates = jnp.concatenate([candidates, bank_log_p])
   neighbour = similarity.argmax(-1)
   log_p = jax.nn.log_softmax(logits_BxK)
-  log_q = jax.nn.log_softmax(neighbour_logits_BxK)[neighbour]
-  return -jnp.mean(jax.nn.logsumexp(log_p + log_q, axis=-1)), neighbour
+  return -jnp.mean(jax.nn.logsumexp(log_p + candidates[neighbour], axis=-1)), neighbour
 
 
 def pseudo_label_loss(weak_logits_BxK: jax.Array, strong_logits_BxK: jax.Array,

@@ -8,6 +8,8 @@ The train state is a plain dict pytree:
                 power-iteration vectors) in the SNGAN ResNet
   g_opt_state, d_opt_state   Optax states
   g_ema_params  exponential moving average of the generator params (samples use it)
+  code_bank     with `infogan.neighbour_queue`: {"embeddings", "log_probs"} of the last
+                real images D saw (SCAN's neighbour pool), filled in order; zeros are empty
 
 `train_step(state, real)` is the whole GAN update: `n_dis` discriminator updates, each
 on its own real batch, then one generator update and the EMA update.
@@ -132,9 +134,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.rotation.{field}={weight!r} must be >= 0")
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
-                "pair_weight", "consistency_weight", "noise_weight", "neighbour_weight"):
+                "pair_weight", "consistency_weight", "noise_weight", "neighbour_weight",
+                "neighbour_entropy_weight", "neighbour_queue"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
+  if code.neighbour_queue % config.batch_size:
+    raise ValueError(f"config.infogan.neighbour_queue={code.neighbour_queue!r} must be a multiple of "
+                     f"config.batch_size={config.batch_size}")
   if code.categories == 1:
     raise ValueError("config.infogan.categories=1: a code with one value carries no information; use 0 or >= 2")
   if code.q_input not in heads.CODE_INPUTS:
@@ -264,9 +270,17 @@ class CodeSettings(NamedTuple):
   # (`losses.neighbour_agreement_loss`), maximised by D and Q: each real image's cluster
   # must agree with that of its nearest other image in the batch, by D's projection head
   # (or `pre_logits` without the contrastive loss). Two views of the batch are compared, so
-  # the term also asks for invariance to translation and cutout. Needs `real_weight`'s
-  # marginal entropy to keep all clusters in use.
+  # the term also asks for invariance to translation and cutout.
   neighbour_weight: float = 0.0
+  # SCAN's lambda: the term is neighbour_weight x (agreement loss - this x the entropy of
+  # the batch's mean cluster prediction). Without a large one the clusters merge: at 1
+  # (as `real_weight=1` gives) Q used about 3 clusters by step 300 (README).
+  neighbour_entropy_weight: float = 5.0
+  # Neighbours are also sought among this many earlier real images (a queue in the train
+  # state of their embeddings and Q's predictions then, which carry no gradient; a multiple
+  # of batch_size; 0: the batch only). A batch of 64 is a poor pool: the nearest other image
+  # had the same digit for 0.73 of images, against 0.92 over all 4,000 (README).
+  neighbour_queue: int = 0
   # Weight of Q's squared error in recovering the noise part of each generated image's
   # latent (ClusterGAN's encoder term, Mukherjee et al. 2019; added to both losses like the
   # continuous codes'): the generator must keep its noise recoverable, so with a small
@@ -349,7 +363,19 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict) -> dict[str, Any]:
       "g_opt_state": gan.g_tx.init(g_vars["params"]),
       "d_opt_state": gan.d_tx.init(d_vars["params"]),
       "g_ema_params": g_vars["params"],
+      **_code_bank(gan, config, d_vars, images),
   }
+
+
+def _code_bank(gan: GAN, config: ml_collections.ConfigDict, d_vars, images) -> dict[str, Any]:
+  """The empty neighbour queue of the train state ({} without one)."""
+  code = code_settings(config)
+  if not (code.neighbour_queue and code.neighbour_weight and gan.num_categories):
+    return {}
+  features = jax.eval_shape(lambda: gan.discriminator.apply(d_vars, images)[1])
+  width = features["projection" if "projection" in features else "pre_logits"].shape[-1]
+  return {"code_bank": {"embeddings": jnp.zeros((code.neighbour_queue, width), jnp.float32),
+                        "log_probs": jnp.zeros((code.neighbour_queue, gan.num_categories), jnp.float32)}}
 
 
 # ----------------------------------------------------------------------------
@@ -401,7 +427,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               code_pair_weight: float = 0.0, code_neighbour_weight: float = 0.0, code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               code_pair_weight: float = 0.0, code_neighbour: tuple[float, float] = (0.0, 5.0), code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
                class_consistency: tuple[float, float] = (0.0, 0.95),
@@ -435,9 +461,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
     code_pair_weight: weight of minus the mutual information between Q's categorical
       predictions on two translated-and-cut-out views of each real image, in D's loss.
-    code_neighbour_weight: weight of SCAN's neighbour term (`losses.neighbour_agreement_loss`)
-      on Q's categorical predictions, in D's loss: view 0 of each real image against view 1
-      of its nearest other image in the batch, by D's `projection` (else `pre_logits`) on view 0.
+    code_neighbour: (weight, entropy weight) of SCAN's neighbour term on Q's categorical
+      predictions, in D's loss: weight x (`losses.neighbour_agreement_loss` of view 0 of each
+      real image against view 1 of its nearest other image in the batch, by D's `projection`
+      (else `pre_logits`) on view 0, - entropy weight x the entropy of view 0's mean prediction).
     code_noise_weight: weight of Q's error in recovering the noise of the generated images
       (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
       after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
@@ -472,8 +499,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     rotation is on, d_contrastive_loss / d_contrastive_acc when the contrastive loss is,
     d_code_loss / d_code_acc (Q's accuracy on D's fakes) / g_code_loss and
     d_code_continuous_loss with InfoGAN codes, d_code_noise_loss / g_code_noise_loss with
-    the noise term, d_code_pair_mi (nats) with the paired term, d_code_neighbour_loss with
-    the neighbour term, d_code_consistency_loss /
+    the noise term, d_code_pair_mi (nats) with the paired term, d_code_neighbour_loss and
+    d_code_neighbour_marginal_entropy with the neighbour term, d_code_consistency_loss /
     d_code_consistency_kept and d_class_consistency_loss / d_class_consistency_kept (the
     fraction of confident images) with the consistency terms, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
@@ -530,8 +557,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     return *out, new_stats
 
   def discriminator_update(carry, inputs):
-    d_params, d_stats, d_opt_state = carry
-    real, key, labelled_batch = inputs
+    d_params, d_stats, d_opt_state, bank = carry
+    real, key, labelled_batch, update_index = inputs
     z_key, gp_key = jax.random.split(key)
     # Further streams are fold_in(key, i) with i >= 2: with threefry-partitionable keys
     # (JAX's default) fold_in(key, i) equals split(key, n)[i], so 0 and 1 are taken above.
@@ -550,7 +577,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
     pair_weight = code_pair_weight if gan.num_categories else 0.0
-    neighbour_weight = code_neighbour_weight if gan.num_categories else 0.0
+    neighbour_weight = code_neighbour[0] if gan.num_categories else 0.0
     consistency = {}  # The heads with a consistency term: (weight, threshold).
     if gan.num_categories and code_consistency[0]:
       consistency["code"] = code_consistency
@@ -565,6 +592,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     images, part = _concat(judged)
 
     def loss_fn(d_params):
+      extras = {}
       # One pass over all images together: the discriminator has no batch-dependent layers.
       logits, features, new_stats = discriminate(d_params, d_stats, images, update=True)
       real_logits, fake_logits = logits[part["real"]], logits[part["fake"]]
@@ -587,10 +615,15 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       if neighbour_weight:
         embeddings = features["projection" if "projection" in features else "pre_logits"][part["view0"]]
         code_logits = features["code_logits"]
-        nn_loss, _ = losses.neighbour_agreement_loss(code_logits[part["view0"]], code_logits[part["view1"]],
-                                                     embeddings)
-        loss += neighbour_weight * nn_loss
-        aux["d_code_neighbour_loss"] = nn_loss
+        nn_loss, _ = losses.neighbour_agreement_loss(
+            code_logits[part["view0"]], code_logits[part["view1"]], embeddings,
+            (bank["embeddings"], bank["log_probs"]) if bank else None)
+        if bank:  # This batch's entries for the queue.
+          extras.update(embeddings=embeddings / jnp.linalg.norm(embeddings, axis=1, keepdims=True).clip(1e-6),
+                        log_probs=jax.nn.log_softmax(code_logits[part["view0"]]))
+        _, _, marginal = losses.mutual_information_loss(code_logits[part["view0"]])
+        loss += neighbour_weight * (nn_loss - code_neighbour[1] * marginal)
+        aux.update(d_code_neighbour_loss=nn_loss, d_code_neighbour_marginal_entropy=marginal)
       for name, (weight, threshold) in consistency.items():
         head = features[f"{name}_logits"]
         con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
@@ -621,11 +654,15 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         r1 = losses.r1_penalty(lambda x: discriminate(d_params, d_stats, x)[0], judged["real"])
         loss += 0.5 * r1_gamma * r1
         aux["r1"] = r1
-      return poison(loss), (aux, new_stats)
+      return poison(loss), (aux, new_stats, extras)
 
-    (loss, (aux, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+    (loss, (aux, new_stats, extras)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+    if bank:  # The queue's oldest batch makes way: slot (update count) mod (queue / batch).
+      slot = (step * n_dis + update_index) % (bank["embeddings"].shape[0] // batch_size) * batch_size
+      bank = jax.tree.map(lambda b, x: jax.lax.dynamic_update_slice_in_dim(b, jax.lax.stop_gradient(x), slot, 0),
+                          bank, {k: extras[k] for k in bank})
     updates, new_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
-    new = (optax.apply_updates(d_params, updates), new_stats, new_opt_state)
+    new = (optax.apply_updates(d_params, updates), new_stats, new_opt_state, bank)
     metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
     if skip_nonfinite:
       ok = _all_finite((loss, grads))
@@ -633,9 +670,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       metrics["d_skipped"] = 1 - ok.astype(jnp.int32)
     return new, metrics
 
-  (d_params, d_stats, d_opt_state), d_metrics = repeat(
-      discriminator_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"]),
-      (real_DxBxHxWxC, jax.random.split(d_key, n_dis), labelled), n_dis)
+  (d_params, d_stats, d_opt_state, bank), d_metrics = repeat(
+      discriminator_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"], state.get("code_bank", {})),
+      (real_DxBxHxWxC, jax.random.split(d_key, n_dis), labelled, jnp.arange(n_dis)), n_dis)
 
   z_key, rot_key = g_key, jax.random.fold_in(g_key, 1)
 
@@ -687,6 +724,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       "g_opt_state": g_opt_state,
       "d_opt_state": d_opt_state,
       "g_ema_params": g_ema_params,
+      **({"code_bank": bank} if bank else {}),
   }
   metrics = {k: v.sum() if k == "d_skipped" else v.mean() for k, v in d_metrics.items()}
   metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
@@ -720,7 +758,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               contrastive_temperature=contrastive_temperature,
                               code_weights=(code.categorical_weight, code.continuous_weight),
                               code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
-                              code_neighbour_weight=code.neighbour_weight,
+                              code_neighbour=(code.neighbour_weight, code.neighbour_entropy_weight),
                               code_noise_weight=code.noise_weight,
                               code_consistency=(code.consistency_weight, code.confidence_threshold),
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,

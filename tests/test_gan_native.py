@@ -71,6 +71,19 @@ def test_neighbour_agreement_pairs_each_image_with_its_nearest_other_image():
   # Confident agreement of every pair costs nothing.
   confident = 100.0 * jax.nn.one_hot(jnp.array([0, 0, 1, 1]), 2)
   np.testing.assert_allclose(losses.neighbour_agreement_loss(confident, confident, embeddings)[0], 0.0, atol=1e-6)
+  # A bank of earlier images: bank entry 0 (index 4) is nearer to images 0 and 1 than they
+  # are to each other; images 2 and 3 keep each other.
+  bank_e = jnp.array([[1.0, 0.01], [0.0, 0.0]])
+  bank_p = np.array([[0.9, 0.1], [0.5, 0.5]])
+  loss, neighbour = losses.neighbour_agreement_loss(jnp.log(p), jnp.log(q), embeddings, (bank_e, jnp.log(bank_p)))
+  np.testing.assert_array_equal(neighbour, [4, 4, 3, 2])
+  expected = -np.mean(np.log([p[0] @ bank_p[0], p[1] @ bank_p[0], p[2] @ q[3], p[3] @ q[2]]))
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  # An empty (all-zero) slot is never a neighbour, though its cosine, 0, beats the batch's -1.
+  opposite = jnp.array([[1.0, 0.0], [-1.0, 0.0]])
+  _, neighbour = losses.neighbour_agreement_loss(jnp.zeros((2, 2)), jnp.zeros((2, 2)), opposite,
+                                                 (jnp.zeros((1, 2)), jnp.zeros((1, 2))))
+  np.testing.assert_array_equal(neighbour, [1, 0])
 
 
 def test_k_plus_one_logit_is_the_logsumexp_of_the_class_logits():
@@ -219,6 +232,8 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("ssl.labelled_augment", "flip", r"config.ssl.labelled_augment='flip': 'flip' is not known; allowed: translation"),
     ("infogan.noise_weight", -1.0, r"config.infogan.noise_weight=-1.0 must be >= 0"),
     ("infogan.neighbour_weight", -1.0, r"config.infogan.neighbour_weight=-1.0 must be >= 0"),
+    ("infogan.neighbour_entropy_weight", -1.0, r"config.infogan.neighbour_entropy_weight=-1.0 must be >= 0"),
+    ("infogan.neighbour_queue", 12, r"config.infogan.neighbour_queue=12 must be a multiple of config.batch_size=8"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
@@ -260,11 +275,12 @@ def test_optional_terms_report_their_metrics():
   state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
                                                         code_real_weight=1.0, code_pair_weight=1.0,
-                                                        code_neighbour_weight=1.0,
+                                                        code_neighbour=(1.0, 5.0),
                                                         code_consistency=(1.0, 0.0)))(state, real)
   assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
           "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi", "d_code_consistency_loss",
-          "d_code_consistency_kept", "d_code_neighbour_loss"} <= set(metrics)
+          "d_code_consistency_kept", "d_code_neighbour_loss",
+          "d_code_neighbour_marginal_entropy"} <= set(metrics)
   # Minus the log of a probability that two distributions over K clusters agree: >= 0.
   assert float(metrics["d_code_neighbour_loss"]) >= 0.0
   # Threshold 0: every real image's weak view sets a target, so the term is a cross-entropy > 0.
@@ -294,3 +310,30 @@ def test_optional_terms_report_their_metrics():
           "d_class_consistency_loss", "d_class_consistency_kept"} <= set(metrics)
   assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])
+
+
+def test_neighbour_queue_holds_the_latest_real_images_in_order():
+  # Queue of 3 batches of 8, n_dis 2: after 2 steps (4 discriminator updates) slots 0, 1, 2
+  # were written by updates 0, 1, 2, and update 3 overwrote slot 0.
+  config = tiny_config("mnist_infogan", n_dis=2, **{"infogan.neighbour_weight": 1.0,
+                                                    "infogan.neighbour_queue": 24})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  bank = state["code_bank"]
+  assert bank["embeddings"].shape == (24, config.contrastive.projection_dim)
+  assert bank["log_probs"].shape == (24, config.infogan.categories) and not np.any(bank["embeddings"])
+  step = jax.jit(functools.partial(training.train_step, gan=gan, code_weights=(1.0, 0.1), contrastive_weight=1.0,
+                                   code_neighbour=(1.0, 5.0)))
+  real = jax.random.uniform(jax.random.PRNGKey(0), (2, 2, 8, 28, 28, 1), minval=-1, maxval=1)
+  state, metrics = step(state, real[0])
+  filled = np.linalg.norm(state["code_bank"]["embeddings"], axis=1) > 0
+  np.testing.assert_array_equal(filled, [True] * 16 + [False] * 8)
+  np.testing.assert_allclose(np.exp(state["code_bank"]["log_probs"][:16]).sum(1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(state["code_bank"]["embeddings"][:16], axis=1), 1.0, rtol=1e-5)
+  after_one = jax.device_get(state["code_bank"])
+  state, metrics = step(state, real[1])
+  assert np.isfinite(float(metrics["d_code_neighbour_loss"]))
+  after_two = jax.device_get(state["code_bank"])
+  np.testing.assert_array_equal(after_two["embeddings"][8:16], after_one["embeddings"][8:16])  # Update 1's.
+  assert np.linalg.norm(after_two["embeddings"][16:], axis=1).min() > 0  # Update 2 filled the last slot.
+  assert not np.allclose(after_two["embeddings"][:8], after_one["embeddings"][:8])  # Update 3 replaced update 0's.
