@@ -11,7 +11,14 @@ from gan_jax.models import dcgan
 
 
 def random(seed, shape, scale=1.0):
-  return scale * jax.random.normal(jax.random.PRNGKey(seed), shape)
+  """Normal values drawn by NumPy: JAX's random kernels would each compile for their shape."""
+  return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape, np.float32))
+
+
+def random_like(seed, tree, scale=0.02):
+  """`tree`'s structure and shapes (`jax.eval_shape` of an init, say) filled by `random`."""
+  leaves, treedef = jax.tree.flatten(tree)
+  return jax.tree.unflatten(treedef, [random(seed + i, leaf.shape, scale) for i, leaf in enumerate(leaves)])
 
 
 @pytest.mark.parametrize("size", [32, 14, 7])  # 32: the phase kernel gradient too; 7: odd, XLA's.
@@ -37,15 +44,18 @@ def test_upsample2x_equals_conv_transpose_at_odd_and_even_sizes():
 def test_discriminator_is_the_same_function_and_parameters_with_either_backward():
   images = random(0, (4, 32, 32, 3))
   fast, plain = (dcgan.Discriminator(image_size=32, base_features=4, conv_backward=b) for b in ("phase", "xla"))
-  variables = fast.init(jax.random.PRNGKey(1), images)
-  loss = lambda d: jax.grad(lambda v, x: jnp.mean(d.apply(v, x)[0] ** 2), argnums=(0, 1))(variables, images)
+  # Random values in D's variables (its initialiser is not what is compared here).
+  variables = random_like(1, jax.eval_shape(fast.init, jax.random.PRNGKey(1), images))
+  loss = lambda d: jax.jit(jax.grad(lambda v, x: jnp.mean(d.apply(v, x)[0] ** 2), argnums=(0, 1)))(variables, images)
   for a, b in zip(jax.tree.leaves(loss(fast)), jax.tree.leaves(loss(plain))):
     np.testing.assert_allclose(a, b, atol=1e-5 * float(jnp.abs(b).max()))
   # Parameters as nn.Conv names and shapes them, so checkpoints of either load in both.
   layer = dcgan.Conv(6, 4, 2)
-  params = layer.init(jax.random.PRNGKey(2), images)
+  shapes = jax.eval_shape(layer.init, jax.random.PRNGKey(2), images)
   reference = nn.Conv(6, (4, 4), (2, 2), padding="SAME")
-  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, reference.init(jax.random.PRNGKey(2), images))
+  assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, jax.eval_shape(reference.init, jax.random.PRNGKey(2),
+                                                                                      images))
+  params = random_like(2, shapes)
   np.testing.assert_allclose(layer.apply(params, images), reference.apply(params, images), atol=1e-5)
 
 

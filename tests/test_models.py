@@ -9,39 +9,45 @@ from gan_jax import models
 
 
 def test_upsample_equals_flax_conv_transpose():
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 3))
+  # Values drawn by NumPy: JAX's random kernels would each compile for their shape.
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 5, 6, 3), np.float32))
   up = dcgan.Upsample2x(4)
-  variables = up.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(2), p.shape), variables)
+  variables = jax.tree.map(lambda p: jnp.asarray(0.1 * rng.standard_normal(p.shape, np.float32)),
+                           jax.eval_shape(up.init, jax.random.PRNGKey(1), x))
   reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME")
   np.testing.assert_allclose(up.apply(variables, x), reference.apply(variables, x), atol=1e-5)
 
 
 @pytest.mark.parametrize("size,channels,convs", [(28, 1, 7), (32, 3, 7), (64, 3, 9)])
 def test_shapes_and_named_features(size, channels, convs):
+  # Shapes and names only: traced by jax.eval_shape, nothing compiled or run.
   g = dcgan.Generator(image_size=size, channels=channels, base_features=4)
-  z = jax.random.normal(jax.random.PRNGKey(0), (2, 8))
-  g_vars = g.init(jax.random.PRNGKey(1), z, train=False)
-  images, updates = g.apply(g_vars, z, train=True, mutable=["batch_stats"])
+  z = jax.ShapeDtypeStruct((2, 8), jnp.float32)
+  g_vars = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(1), z, train=False), z)
+  images, updates = jax.eval_shape(lambda v, z: g.apply(v, z, train=True, mutable=["batch_stats"]), g_vars, z)
   assert images.shape == (2, size, size, channels)
   assert "batch_stats" in g_vars and set(updates) == {"batch_stats"}
 
   d = dcgan.Discriminator(image_size=size, base_features=4)
-  d_vars = d.init(jax.random.PRNGKey(2), images)
-  logits, features = d.apply(d_vars, images)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.PRNGKey(2), x), images)
+  logits, features = jax.eval_shape(d.apply, d_vars, images)
   assert logits.shape == (2,)
   assert list(features) == [f"conv{i}" for i in range(1, convs + 1)] + ["pre_logits"]
   assert features["conv1"].shape[:3] == (2, size, size)
-  assert features["pre_logits"].shape == (2, features[f"conv{convs}"][0].size)
+  assert features["pre_logits"].shape == (2, np.prod(features[f"conv{convs}"].shape[1:]))  # One image's last conv.
 
 
 def test_standard_cnn_matches_sngan_table3():
   # The SNGAN paper's 32-pixel "standard CNN": D widths 64-64-128-128-256-256-512.
+  # Shapes only: traced by jax.eval_shape, nothing compiled or run.
   d = dcgan.Discriminator(image_size=32)
-  _, features = d.apply(d.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))), jnp.zeros((1, 32, 32, 3)))
+  x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+  _, features = jax.eval_shape(lambda x: d.apply(d.init(jax.random.PRNGKey(0), x), x), x)
   assert [features[f"conv{i}"].shape[-1] for i in range(1, 8)] == [64, 64, 128, 128, 256, 256, 512]
   g = dcgan.Generator(image_size=32, channels=3)
-  params = g.init(jax.random.PRNGKey(0), jnp.zeros((1, 128)), train=False)["params"]
+  params = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(0), z, train=False),
+                          jax.ShapeDtypeStruct((1, 128), jnp.float32))["params"]
   assert params["project"]["kernel"].shape == (128, 4 * 4 * 512)
   assert [params[f"up{i}"]["kernel"].shape[-1] for i in (1, 2, 3)] == [256, 128, 64]
   assert params["to_image"]["kernel"].shape == (3, 3, 64, 3)
@@ -49,8 +55,8 @@ def test_standard_cnn_matches_sngan_table3():
 
 def test_plain_dcgan_discriminator_has_only_strided_convs():
   d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
-  x = jnp.zeros((1, 28, 28, 1))
-  _, features = d.apply(d.init(jax.random.PRNGKey(0), x), x)
+  x = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
+  _, features = jax.eval_shape(lambda x: d.apply(d.init(jax.random.PRNGKey(0), x), x), x)
   assert [features[k].shape[1:] for k in ("conv1", "conv2", "conv3")] == [(14, 14, 4), (7, 7, 8), (4, 4, 16)]
 
 
