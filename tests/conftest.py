@@ -40,14 +40,26 @@ def tiny_config(base: str = "mnist_dcgan", **overrides):
 def _cache_in_a_temporary_directory(tmp_path_factory):
   """Domain classifiers and reference statistics go to a fresh cache, never ~/.cache.
 
-  The train.py subprocesses of the tests also share a JAX compilation cache: after the
-  first, each starts in seconds rather than compiling the same tiny programs again.
-  (This process imported JAX before the fixture runs, so it does not use that cache.)
+  The test processes and their train.py, eval.py and notebook subprocesses also share a
+  JAX compilation cache, fresh for each session (one for all pytest-xdist workers): a
+  program compiled once, such as the tiny config's train step, is read back rather than
+  compiled again by every test that runs it. The cache's key is the program itself (XLA's
+  HLO, compile options, devices and JAX version), so a hit is the same executable.
   """
   os.environ["GAN_JAX_CACHE"] = str(tmp_path_factory.mktemp("gan_jax_cache"))
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_compilation_cache"))
-  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+  if os.environ.get("PYTEST_XDIST_WORKER"):  # Each worker's basetemp is a folder of this session's.
+    compilation_cache = tmp_path_factory.getbasetemp().parent / "jax_compilation_cache"
+    compilation_cache.mkdir(exist_ok=True)
+  else:
+    compilation_cache = tmp_path_factory.mktemp("jax_compilation_cache")
+  settings = {"JAX_COMPILATION_CACHE_DIR": str(compilation_cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+  os.environ.update(settings)  # For subprocesses.
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental.compilation_cache import compilation_cache as jax_cache  # pylint: disable=g-import-not-at-top
+  for name, value in settings.items():  # This process imported JAX before: its config is set here.
+    jax.config.update(name.lower(), value if name == "JAX_COMPILATION_CACHE_DIR" else int(value))
+  jax_cache.reset_cache()  # In case a program was compiled before this fixture: the cache is read from now on.
 
 
 @pytest.fixture
