@@ -30,7 +30,11 @@ def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_pa
   procs = [subprocess.Popen(
       [sys.executable, "train.py", "--config=configs/mnist_dcgan.py", f"--workdir={tmp_path}", *TINY,
        "--config.total_steps=4", "--config.eval_every=4", "--config.evals.representation.n_init=2",
-       "--config.evals.representation.probe_features=last_conv_avg", "--distributed", f"--coordinator_address=localhost:{port}",
+       "--config.evals.representation.probe_features=last_conv_avg",
+       # The generation evaluator too, on 200 samples rather than the config's 10,000.
+       "--config.evals.generation.num_samples=200", "--config.evals.generation.kid_subsets=5",
+       "--config.evals.generation.batch_size=100",
+       "--distributed", f"--coordinator_address=localhost:{port}",
        "--num_processes=2", f"--process_id={i}"],
       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
   outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -39,7 +43,8 @@ def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_pa
   assert "4 device(s)" in outputs[0]  # One mesh over both processes' devices.
   for i, out in enumerate(outputs):  # Each process read its own half of the 4,000 training images.
     assert f"mnist_5k:train[{2000 * i}:{2000 * (i + 1)}]: 4000 images (28, 28, 1) (2000 in this process)" in out
-  assert "eval/gan_discriminator/kmeans_acc" in outputs[0]  # The evaluator ran on every process.
+  assert "eval/gan_discriminator/kmeans_acc" in outputs[0]  # The evaluators ran on every process.
+  assert "eval/generation/fid" in outputs[0]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
   assert sorted(os.listdir(tmp_path / "samples")) == ["step_2.png", "step_4.png"]
   # The same model as 4 steps on this process's single device.
