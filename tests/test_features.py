@@ -30,6 +30,17 @@ def test_discriminator_features_shapes_and_batching(representation, dim):
   np.testing.assert_allclose(out, whole, rtol=1e-5, atol=1e-6)
 
 
+def test_projection_head_is_read_where_the_discriminator_has_one():
+  images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, projection_dim=5)
+  variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+  assert features.discriminator_features(d, variables, images, representation="projection").shape == (3, 5)
+  plain = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  variables = plain.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+  with pytest.raises(ValueError, match=r"representation 'projection': this discriminator has no such head"):
+    features.discriminator_features(plain, variables, images, representation="projection")
+
+
 def test_unknown_representation_is_named():
   with pytest.raises(ValueError, match=r"representation 'fc7' is not known; allowed: last_conv_avg, last_conv_max, dcgan, pre_logits"):
     features.discriminator_features(None, None, np.zeros((1, 28, 28, 1), np.uint8), representation="fc7")

@@ -9,7 +9,8 @@ Representations (`REPRESENTATIONS`):
   * `pre_logits`: the flattened input of the final dense layer.
 The GAN-native heads (`HEADS`) are read the same way: `code_logits` (InfoGAN's Q over
 the categorical code) and `class_logits` (the K+1 discriminator's classes); their argmax
-is a cluster or a class (`head_predictions`).
+is a cluster or a class (`head_predictions`). So is `projection`, the contrastive loss's
+projection head (where the config has one): the embedding SCAN's neighbour term pairs images by.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def select_representation(features: dict[str, jax.Array], representation: str) -
     return features[convs[-1]].max(axis=(1, 2))
   if representation == "dcgan":
     return jnp.concatenate([adaptive_max_pool(features[k]).reshape(features[k].shape[0], -1) for k in convs], axis=1)
-  if representation == "pre_logits" or representation in HEADS:
+  if representation in ("pre_logits", "projection") or representation in HEADS:
+    if representation not in features:
+      raise ValueError(f"representation {representation!r}: this discriminator has no such head")
     return features[representation]
   raise ValueError(f"representation {representation!r} is not known; allowed: {', '.join(REPRESENTATIONS)}")
 
@@ -57,7 +60,7 @@ def discriminator_features(discriminator: nn.Module, variables, images_u8: np.nd
   Only one batch of activations is on the device at a time; the last batch is padded
   so every call has one shape (one compilation).
   """
-  if representation not in HEADS:  # An unknown name fails here, before any compilation.
+  if representation not in HEADS + ("projection",):  # An unknown name fails here, before any compilation.
     select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
   extract = _extractor(discriminator, representation)
   return in_batches(lambda batch: extract(variables, batch), images_u8, batch_size)
