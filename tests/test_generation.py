@@ -188,9 +188,9 @@ def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path
 
 def test_inception_extractor_reads_a_weights_file_and_scores_with_its_hash(tmp_path):
   import hashlib
-  import jax
   from gan_jax.evaluation import inception
-  variables = jax.jit(lambda: inception.InceptionV3().init(jax.random.PRNGKey(0), np.zeros((1, 75, 75, 3))))()
+  from test_inception import _random_variables  # pylint: disable=g-import-not-at-top
+  variables = _random_variables()  # The network's variables, random (NumPy's; no init to compile).
   path = str(tmp_path / "inception.npz")
   inception.save_weights(variables, path)
   settings = generation.get_config(tiny_config(**{"evals.generation.extractor": "inception_v3",

@@ -17,6 +17,11 @@ from gan_jax import training
 from conftest import tiny_config
 
 
+def real_batches(shape, seed=0):
+  """Images in [-1, 1] drawn by NumPy (JAX's random kernels would compile for each shape)."""
+  return jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32))
+
+
 def assert_trees_equal(a, b):
   jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
 
@@ -30,7 +35,9 @@ def test_one_step_updates_both_networks_and_compiles_once(config, monkeypatch):
   replicated = parallel.replicated(mesh)
   state = jax.jit(functools.partial(training.init_state, gan, config), out_shardings=replicated)()
   before = jax.device_get(state)
-  images = jax.device_put(data.load_split(config.data, "test", image_size=28, channels=1).images, replicated)
+  # The training split, placed as train.py places it: the step compiled is a training run's.
+  train = data.load_split(config.data, "train", image_size=28, channels=1)
+  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
   train_fn = training.make_train_fn(gan, config, mesh, num_examples=len(images))
 
   state, metrics = train_fn(state, images)
@@ -53,7 +60,7 @@ def test_n_dis_and_gradient_penalty_step(config):
   config = tiny_config(n_dis=2, loss="wasserstein", gradient_penalty=10.0)
   gan = training.make_gan(config)
   state = jax.jit(functools.partial(training.init_state, gan, config))()
-  real = jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 28, 28, 1), minval=-1, maxval=1)
+  real = real_batches((2, 8, 28, 28, 1))
   step = jax.jit(functools.partial(training.train_step, gan=gan, gradient_penalty=10.0))
   new_state, metrics = step(state, real)
   assert float(metrics["gp"]) > 0
@@ -116,7 +123,7 @@ def test_divergence_stops_before_a_nonfinite_checkpoint(tmp_path):
 def test_ema_follows_the_warmed_up_decay(config):
   gan = training.make_gan(config)
   state = jax.jit(functools.partial(training.init_state, gan, config))()
-  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  real = real_batches((1, 8, 28, 28, 1))
   new, _ = jax.jit(functools.partial(training.train_step, gan=gan, ema_decay=0.999))(state, real)
   # Step 0 uses decay min(0.999, 1/10): ema = 0.1 * old + 0.9 * new params.
   expected = jax.tree.map(lambda old, p: 0.1 * old + 0.9 * p, state["g_ema_params"], new["generator"]["params"])
@@ -127,10 +134,11 @@ def test_samples_come_from_the_ema_generator(config):
   gan = training.make_gan(config)
   state = jax.jit(functools.partial(training.init_state, gan, config))()
   sample = training.make_sample_fn(gan, seed=0, num_stat_samples=64)
-  z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+  rng = np.random.default_rng(1)  # NumPy's: JAX's random kernels would compile for each shape.
+  z = jnp.asarray(rng.standard_normal((4, 16), np.float32))
   images = sample(state, z)
   assert images.shape == (4, 28, 28, 1)
-  noise = lambda tree: jax.tree.map(lambda p: p + 0.5 * jax.random.normal(jax.random.PRNGKey(2), p.shape), tree)
+  noise = lambda tree: jax.tree.map(lambda p: p + 0.5 * rng.standard_normal(p.shape, np.float32), tree)
   # The training generator's weights and running statistics do not enter the samples ...
   other = {**state, "generator": noise(state["generator"])}
   np.testing.assert_allclose(sample(other, z), images, atol=1e-6)
@@ -142,7 +150,7 @@ def test_scan_and_unrolled_loops_agree(config):
   """The accelerator form (lax.scan) of n_dis / steps_per_call equals the CPU form."""
   gan = training.make_gan(tiny_config(n_dis=2))
   state = jax.jit(functools.partial(training.init_state, gan, config))()
-  real = jax.random.uniform(jax.random.PRNGKey(0), (3, 2, 8, 28, 28, 1), minval=-1, maxval=1)
+  real = real_batches((3, 2, 8, 28, 28, 1))
   step = functools.partial(training.train_step, gan=gan)
   run = lambda unroll: jax.jit(lambda s, r: training.repeat(step, s, r, 3, unroll=unroll))(state, real)
   (scanned, m_scanned), (unrolled, m_unrolled) = run(False), run(True)
@@ -197,7 +205,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
   state = jax.jit(functools.partial(training.init_state, gan, config))()
   _, features = gan.discriminator.apply(state["discriminator"], jnp.zeros((2, 28, 28, 1)))
   assert features["conv1"].dtype == jnp.bfloat16  # Computed in bfloat16 ...
-  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  real = real_batches((1, 8, 28, 28, 1))
   new, metrics = jax.jit(functools.partial(training.train_step, gan=gan))(state, real)
   dtypes = {x.dtype for x in jax.tree.leaves((new["generator"], new["discriminator"], new["g_opt_state"],
                                                new["d_opt_state"], new["g_ema_params"]))
