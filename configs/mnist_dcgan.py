@@ -55,6 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       categories=0, continuous=0, categorical_weight=1.0, continuous_weight=0.1, hidden=128, q_input="pre_logits",
       noise_std=1.0,
       real_weight=0.0, pair_weight=0.0, neighbour_weight=0.0, neighbour_entropy_weight=5.0, neighbour_queue=0,
+      neighbour_k=0, neighbour_refresh=500,
       consistency_weight=0.0, confidence_threshold=0.95,
       noise_weight=0.0))
   config.ssl = ml_collections.ConfigDict(dict(

@@ -67,11 +67,12 @@ def make_gan(config: ml_collections.ConfigDict) -> training.GAN:
   return training.make_gan(config)
 
 
-def init_state(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def init_state(config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:
   """A fresh train state of `config` (a dict pytree: step, rng, generator, discriminator,
-  optimizer states, g_ema_params), as training starts from it."""
+  optimizer states, g_ema_params), as training starts from it. `num_examples` (the
+  training set's size) is needed only with `infogan.neighbour_k`."""
   gan = training.make_gan(config)
-  return jax.jit(lambda: training.init_state(gan, config))()
+  return jax.jit(lambda: training.init_state(gan, config, num_examples))()
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = None) -> dict[str, Any]:

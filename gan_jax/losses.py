@@ -162,8 +162,20 @@ def neighbour_agreement_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Ar
     similarity = jnp.concatenate([similarity, bank_similarity], axis=1)
     candidates = jnp.concatenate([candidates, bank_log_p])
   neighbour = similarity.argmax(-1)
-  log_p = jax.nn.log_softmax(logits_BxK)
-  return -jnp.mean(jax.nn.logsumexp(log_p + candidates[neighbour], axis=-1)), neighbour
+  return _disagreement(jax.nn.log_softmax(logits_BxK), candidates[neighbour]), neighbour
+
+
+def neighbour_consistency_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array) -> jax.Array:
+  """SCAN's consistency term for given pairs (Van Gansbeke et al. 2020): row i of
+  `neighbour_logits` is Q's prediction on a neighbour of image i (mined beforehand);
+  -mean_i log <p(c | x_i), p(c | x_nbr(i))>, both sides with gradients. Pair it with a
+  marginal-entropy term, else one cluster for everything minimises it."""
+  return _disagreement(jax.nn.log_softmax(logits_BxK), jax.nn.log_softmax(neighbour_logits_BxK))
+
+
+def _disagreement(log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
+  """-mean_i log <p_i, q_i>, from log-probabilities (stable where both are confident)."""
+  return -jnp.mean(jax.nn.logsumexp(log_p_BxK + log_q_BxK, axis=-1))
 
 
 def pseudo_label_loss(weak_logits_BxK: jax.Array, strong_logits_BxK: jax.Array,

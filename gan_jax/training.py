@@ -10,6 +10,8 @@ The train state is a plain dict pytree:
   g_ema_params  exponential moving average of the generator params (samples use it)
   code_bank     with `infogan.neighbour_queue`: {"embeddings", "log_probs"} of the last
                 real images D saw (SCAN's neighbour pool), filled in order; zeros are empty
+  code_neighbours  with `infogan.neighbour_k`: int32 N x k, each training image's k nearest
+                other training images by D's embedding, mined every `neighbour_refresh` steps
 
 `train_step(state, real)` is the whole GAN update: `n_dis` discriminator updates, each
 on its own real batch, then one generator update and the EMA update.
@@ -135,12 +137,22 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
                 "pair_weight", "consistency_weight", "noise_weight", "neighbour_weight",
-                "neighbour_entropy_weight", "neighbour_queue"):
+                "neighbour_entropy_weight", "neighbour_queue", "neighbour_k"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.neighbour_queue % config.batch_size:
     raise ValueError(f"config.infogan.neighbour_queue={code.neighbour_queue!r} must be a multiple of "
                      f"config.batch_size={config.batch_size}")
+  if code.neighbour_k:
+    if not (code.neighbour_weight and code.categories):
+      raise ValueError(f"config.infogan.neighbour_k={code.neighbour_k!r} needs config.infogan.neighbour_weight > 0 "
+                       "and config.infogan.categories >= 2 (it mines neighbours for that term)")
+    if code.neighbour_queue:
+      raise ValueError(f"config.infogan.neighbour_queue={code.neighbour_queue!r} and config.infogan.neighbour_k="
+                       f"{code.neighbour_k!r}: neighbours come from the queue or from the whole training set; "
+                       "set one of them to 0")
+    if code.neighbour_refresh <= 0:
+      raise ValueError(f"config.infogan.neighbour_refresh={code.neighbour_refresh!r} must be positive")
   if code.categories == 1:
     raise ValueError("config.infogan.categories=1: a code with one value carries no information; use 0 or >= 2")
   if code.q_input not in heads.CODE_INPUTS:
@@ -281,6 +293,15 @@ class CodeSettings(NamedTuple):
   # of batch_size; 0: the batch only). A batch of 64 is a poor pool: the nearest other image
   # had the same digit for 0.73 of images, against 0.92 over all 4,000 (README).
   neighbour_queue: int = 0
+  # Neighbours mined over the whole training set, as SCAN does (0: off, the batch and queue
+  # above): every `neighbour_refresh` steps each training image's `neighbour_k` nearest other
+  # images by D's embedding (cosine, un-augmented) are found and kept in the train state;
+  # each step pairs every real image with one of its neighbours drawn at random, and that
+  # neighbour's own augmented view goes through D and Q, so both sides of a pair get
+  # gradients. Costs one more batch through D per update, and D on the training set at each
+  # refresh. SCAN's k is 20.
+  neighbour_k: int = 0
+  neighbour_refresh: int = 500
   # Weight of Q's squared error in recovering the noise part of each generated image's
   # latent (ClusterGAN's encoder term, Mukherjee et al. 2019; added to both losses like the
   # continuous codes'): the generator must keep its noise recoverable, so with a small
@@ -347,8 +368,10 @@ def seed_keys(seed: int) -> dict[str, jax.Array]:
                               ("labelled", _LABELLED_STREAM)]}
 
 
-def init_state(gan: GAN, config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """A fresh train state (pure: run it under `jax.jit` or `jax.eval_shape`)."""
+def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:
+  """A fresh train state (pure: run it under `jax.jit` or `jax.eval_shape`). `num_examples`,
+  the training set's size, is needed only by `infogan.neighbour_k` (a table of neighbours
+  per training image; mined at step 0, so it starts empty)."""
   keys = seed_keys(config.seed)
   g_key, d_key = jax.random.split(keys["init"])
   z = jnp.zeros((1, gan.input_dim), jnp.float32)
@@ -364,7 +387,49 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict) -> dict[str, Any]:
       "d_opt_state": gan.d_tx.init(d_vars["params"]),
       "g_ema_params": g_vars["params"],
       **_code_bank(gan, config, d_vars, images),
+      **_neighbour_table(gan, config, num_examples),
   }
+
+
+def _neighbour_table(gan: GAN, config: ml_collections.ConfigDict, num_examples: int) -> dict[str, Any]:
+  """The (not yet mined) neighbour table of the train state ({} without one)."""
+  k = code_settings(config).neighbour_k
+  if not (k and gan.num_categories):
+    return {}
+  if not num_examples > k:
+    raise ValueError(f"config.infogan.neighbour_k={k!r} needs a training set of more than {k} images "
+                     f"(given: {num_examples}; init_state's num_examples)")
+  return {"code_neighbours": jnp.zeros((num_examples, k), jnp.int32)}
+
+
+def nearest_neighbours(embeddings_NxP: jax.Array, k: int, block: int = 1024) -> jax.Array:
+  """int32 `N x k`: each row's k nearest other rows by cosine, nearest first, `block` rows
+  at a time (memory `block x N`, not `N x N`)."""
+  n = embeddings_NxP.shape[0]
+  e = embeddings_NxP / jnp.linalg.norm(embeddings_NxP, axis=1, keepdims=True).clip(1e-6)
+  block = min(block, n)
+  rows = jnp.pad(e, ((0, -n % block), (0, 0))).reshape(-1, block, e.shape[1])
+
+  def top_k(args):
+    start, r = args
+    own = (start + jnp.arange(block))[:, None] == jnp.arange(n)[None, :]
+    return jax.lax.top_k(jnp.where(own, -jnp.inf, r @ e.T), k)[1]
+  return jax.lax.map(top_k, (jnp.arange(rows.shape[0]) * block, rows)).reshape(-1, k)[:n].astype(jnp.int32)
+
+
+def mine_neighbours(gan: GAN, d_vars, images_u8: jax.Array, k: int, block: int = 500) -> jax.Array:
+  """int32 `N x k`: SCAN's neighbours of each uint8 training image, by D's embedding of the
+  un-augmented image (its projection head, else `pre_logits`), `block` images at a time."""
+  n = images_u8.shape[0]
+  block = min(block, n)
+  batches = jnp.pad(images_u8, ((0, -n % block),) + ((0, 0),) * (images_u8.ndim - 1))
+  batches = batches.reshape(-1, block, *images_u8.shape[1:])
+
+  def embed(x_u8):
+    _, features = gan.discriminator.apply(d_vars, data.to_model_range(x_u8), train=False)
+    return features["projection" if "projection" in features else "pre_logits"].astype(jnp.float32)
+  embeddings = jax.lax.map(embed, batches)
+  return nearest_neighbours(embeddings.reshape(-1, embeddings.shape[-1])[:n], k)
 
 
 def _code_bank(gan: GAN, config: ml_collections.ConfigDict, d_vars, images) -> dict[str, Any]:
@@ -428,6 +493,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
                code_pair_weight: float = 0.0, code_neighbour: tuple[float, float] = (0.0, 5.0), code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               neighbours: jax.Array | None = None,
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
                class_consistency: tuple[float, float] = (0.0, 0.95),
@@ -465,6 +531,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       predictions, in D's loss: weight x (`losses.neighbour_agreement_loss` of view 0 of each
       real image against view 1 of its nearest other image in the batch, by D's `projection`
       (else `pre_logits`) on view 0, - entropy weight x the entropy of view 0's mean prediction).
+    neighbours: with mined neighbours (`infogan.neighbour_k`), `D x B x H x W x C` images
+      in [-1, 1], a neighbour of each real image; the neighbour term then pairs view 0 of
+      each real image with an augmented view of its neighbour
+      (`losses.neighbour_consistency_loss`) instead of searching the batch.
     code_noise_weight: weight of Q's error in recovering the noise of the generated images
       (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
       after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
@@ -558,7 +628,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
 
   def discriminator_update(carry, inputs):
     d_params, d_stats, d_opt_state, bank = carry
-    real, key, labelled_batch, update_index = inputs
+    real, key, labelled_batch, update_index, neighbour_batch = inputs
     z_key, gp_key = jax.random.split(key)
     # Further streams are fold_in(key, i) with i >= 2: with threefry-partitionable keys
     # (JAX's default) fold_in(key, i) equals split(key, n)[i], so 0 and 1 are taken above.
@@ -587,6 +657,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     # paired and neighbour terms; view0 is also the strong view of the consistency terms.
     for i in range(2 if contrastive_weight or pair_weight or neighbour_weight else 1 if consistency else 0):
       judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+    if neighbour_batch is not None and neighbour_weight:
+      judged["neighbour"] = augment.diff_augment(jax.random.fold_in(key, 13), neighbour_batch, ("translation", "cutout"))
     if consistency:  # Their weak view: translated only.
       judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
     images, part = _concat(judged)
@@ -615,9 +687,12 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       if neighbour_weight:
         embeddings = features["projection" if "projection" in features else "pre_logits"][part["view0"]]
         code_logits = features["code_logits"]
-        nn_loss, _ = losses.neighbour_agreement_loss(
-            code_logits[part["view0"]], code_logits[part["view1"]], embeddings,
-            (bank["embeddings"], bank["log_probs"]) if bank else None)
+        if "neighbour" in part:
+          nn_loss = losses.neighbour_consistency_loss(code_logits[part["view0"]], code_logits[part["neighbour"]])
+        else:
+          nn_loss, _ = losses.neighbour_agreement_loss(
+              code_logits[part["view0"]], code_logits[part["view1"]], embeddings,
+              (bank["embeddings"], bank["log_probs"]) if bank else None)
         if bank:  # This batch's entries for the queue.
           extras.update(embeddings=embeddings / jnp.linalg.norm(embeddings, axis=1, keepdims=True).clip(1e-6),
                         log_probs=jax.nn.log_softmax(code_logits[part["view0"]]))
@@ -672,7 +747,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
 
   (d_params, d_stats, d_opt_state, bank), d_metrics = repeat(
       discriminator_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"], state.get("code_bank", {})),
-      (real_DxBxHxWxC, jax.random.split(d_key, n_dis), labelled, jnp.arange(n_dis)), n_dis)
+      (real_DxBxHxWxC, jax.random.split(d_key, n_dis), labelled, jnp.arange(n_dis), neighbours), n_dis)
 
   z_key, rot_key = g_key, jax.random.fold_in(g_key, 1)
 
@@ -770,11 +845,21 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               skip_nonfinite=config.get("skip_nonfinite_updates", False),
                               debug_nan_step=config.get("debug_nan_step", -1))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
+  neighbour_key = jax.random.fold_in(data_key, 1)  # Which of its k neighbours each image meets.
 
   def one_step(state, images_u8, labelled_u8, labels):
     idx = data.batch_indices(data_key, state["step"], num_examples=num_examples, batch_size=per_step)
     real = data.to_model_range(images_u8[idx])
     real = real.reshape(config.n_dis, config.batch_size, *real.shape[1:])
+    neighbours = None
+    if "code_neighbours" in state:
+      state = jax.lax.cond(state["step"] % code.neighbour_refresh == 0,
+                           lambda s: {**s, "code_neighbours": mine_neighbours(gan, s["discriminator"], images_u8,
+                                                                              code.neighbour_k)},
+                           lambda s: s, state)
+      pick = jax.random.randint(jax.random.fold_in(neighbour_key, state["step"]), idx.shape, 0, code.neighbour_k)
+      neighbours = data.to_model_range(images_u8[state["code_neighbours"][idx, pick]])
+      neighbours = jax.lax.with_sharding_constraint(neighbours.reshape(real.shape), batch_sharding)
     labelled = None
     if labelled_u8 is not None:  # One labelled batch per discriminator update.
       idx = jnp.stack([data.batch_indices(labelled_key, state["step"] * config.n_dis + i,
@@ -782,7 +867,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                        for i in range(config.n_dis)])
       labelled = (jax.lax.with_sharding_constraint(data.to_model_range(labelled_u8[idx]), batch_sharding),
                   labels[idx])
-    return step_fn(state, jax.lax.with_sharding_constraint(real, batch_sharding), labelled=labelled)
+    return step_fn(state, jax.lax.with_sharding_constraint(real, batch_sharding), labelled=labelled,
+                   neighbours=neighbours)
 
   def train_fn(state, images_u8, labelled_u8=None, labels=None):
     return repeat(lambda s, _: one_step(s, images_u8, labelled_u8, labels), state, None, config.steps_per_call)
@@ -891,7 +977,8 @@ def config_changes(saved: dict, config: ml_collections.ConfigDict) -> dict[str, 
           if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
 
 
-def _fits(saved: dict, saved_shapes, field: str | None = None, value: Any = None) -> bool | None:
+def _fits(saved: dict, saved_shapes, field: str | None = None, value: Any = None,
+          num_examples: int = 0) -> bool | None:
   """Whether the saved config (with `field` alone set to `value`) makes a train state that
   the checkpoint fits; None where that config cannot be built."""
   candidate = ml_collections.ConfigDict(saved)
@@ -899,13 +986,14 @@ def _fits(saved: dict, saved_shapes, field: str | None = None, value: Any = None
     if field is not None:
       *parents, leaf = field.split(".")
       functools.reduce(operator.getitem, parents, candidate)[leaf] = value
-    shapes = jax.eval_shape(functools.partial(init_state, make_gan(candidate), candidate))
+    shapes = jax.eval_shape(functools.partial(init_state, make_gan(candidate), candidate, num_examples))
   except Exception:  # pylint: disable=broad-except
     return None
   return not checkpoints.shape_differences(saved_shapes, shapes)
 
 
-def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, step: int, abstract_state) -> None:
+def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, step: int, abstract_state,
+                    num_examples: int = 0) -> None:
   """Raises ValueError unless the checkpoint at `step` restores into `abstract_state`
   (the train state `config` makes), naming the config fields that changed its shapes since
   the run saved `workdir/config.json`, or else the first leaf that differs. Fields that
@@ -926,9 +1014,9 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: str, manager, st
   named = []
   # Fields are named only where the saved config itself still makes the checkpoint's state
   # (the code or config.json may have changed since); otherwise the arrays say it.
-  if changes and _fits(saved_config, saved_shapes):
+  if changes and _fits(saved_config, saved_shapes, num_examples=num_examples):
     named = [k for k, (_, new) in changes.items()
-             if new != _ABSENT and _fits(saved_config, saved_shapes, k, new) is False]
+             if new != _ABSENT and _fits(saved_config, saved_shapes, k, new, num_examples) is False]
   fields = " and ".join(f"config.{k}={changes[k][1]!r} (saved: {changes[k][0]!r})" for k in named)
   fields += " changes its shapes (" if len(named) == 1 else " change its shapes ("
   raise ValueError(
@@ -1047,13 +1135,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # Model, optimizer and state: shapes first, then the real thing, restored or initialised.
   gan = make_gan(config)
-  init_fn = functools.partial(init_state, gan, config)
+  init_fn = functools.partial(init_state, gan, config, num_examples=num_examples)
   abstract_state = checkpoints.abstract_like(jax.eval_shape(init_fn), replicated)
   manager = checkpoints.make_manager(workdir, keep=config.keep)
   writer = metric_logging.MetricWriter(workdir, total_steps=0, initial_step=0, enabled=False)
   try:  # From here on, an error closes the manager (and the writer) on its way out.
     if (latest := manager.latest_step()) is not None:
-      check_resumable(config, workdir, manager, latest, abstract_state)
+      check_resumable(config, workdir, manager, latest, abstract_state, num_examples)
       state = checkpoints.restore(manager, abstract_state, latest)
       logging.info("Resumed from %s at step %d.", manager.directory, latest)
     else:

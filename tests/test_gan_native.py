@@ -234,6 +234,8 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("infogan.neighbour_weight", -1.0, r"config.infogan.neighbour_weight=-1.0 must be >= 0"),
     ("infogan.neighbour_entropy_weight", -1.0, r"config.infogan.neighbour_entropy_weight=-1.0 must be >= 0"),
     ("infogan.neighbour_queue", 12, r"config.infogan.neighbour_queue=12 must be a multiple of config.batch_size=8"),
+    ("infogan.neighbour_k", -1, r"config.infogan.neighbour_k=-1 must be >= 0"),
+    ("infogan.neighbour_k", 5, r"config.infogan.neighbour_k=5 needs config.infogan.neighbour_weight > 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
@@ -241,6 +243,25 @@ def test_bad_head_settings_are_named(field, value, message):
   base = "mnist_infogan" if field.startswith("infogan") else "mnist_ssl"
   with pytest.raises(ValueError, match=message):
     training.validate_config(tiny_config(base, **{field: value}))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"infogan.neighbour_queue": 16}, r"config.infogan.neighbour_queue=16 and config.infogan.neighbour_k=5: "
+                                      r"neighbours come from the queue or from the whole training set"),
+    ({"infogan.neighbour_refresh": 0}, r"config.infogan.neighbour_refresh=0 must be positive"),
+])
+def test_bad_mined_neighbour_settings_are_named(overrides, message):
+  config = tiny_config("mnist_infogan", **{"infogan.neighbour_weight": 1.0, "infogan.neighbour_k": 5, **overrides})
+  with pytest.raises(ValueError, match=message):
+    training.validate_config(config)
+
+
+def test_mined_neighbours_need_a_training_set_larger_than_k():
+  config = tiny_config("mnist_infogan", **{"infogan.neighbour_weight": 1.0, "infogan.neighbour_k": 5})
+  gan = training.make_gan(config)
+  with pytest.raises(ValueError, match=r"config.infogan.neighbour_k=5 needs a training set of more than 5 images "
+                                       r"\(given: 5; init_state's num_examples\)"):
+    jax.eval_shape(lambda: training.init_state(gan, config, num_examples=5))
 
 
 def test_unknown_head_field_is_named():
@@ -310,6 +331,59 @@ def test_optional_terms_report_their_metrics():
           "d_class_consistency_loss", "d_class_consistency_kept"} <= set(metrics)
   assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])
+
+
+def test_nearest_neighbours_by_cosine_in_blocks():
+  # Rows 0 and 3 point the same way (at different lengths), 1 and 4 nearly; 2 is alone
+  # (cosines -0.20 with row 1, -0.24 with 4, -0.98 with 0).
+  # Blocks of 2 over 5 rows: the last block is padded, and padding never becomes a neighbour.
+  e = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -0.2], [3.0, 0.1], [0.1, 2.0]])
+  got = training.nearest_neighbours(e, k=2, block=2)
+  np.testing.assert_array_equal(got, [[3, 4], [4, 3], [1, 4], [0, 4], [1, 3]])
+  assert got.dtype == jnp.int32
+  # One block or several: the same table.
+  np.testing.assert_array_equal(training.nearest_neighbours(e, k=2, block=1024), got)
+
+
+def test_neighbour_consistency_loss_against_a_hand_computed_value():
+  p = jnp.array([[0.5, 0.5], [0.9, 0.1]])
+  q = jnp.array([[1.0, 0.0], [0.2, 0.8]])
+  # -mean(log(0.5 * 1 + 0.5 * 0), log(0.9 * 0.2 + 0.1 * 0.8)).
+  expected = -(np.log(0.5) + np.log(0.26)) / 2
+  np.testing.assert_allclose(losses.neighbour_consistency_loss(jnp.log(p), jnp.log(q.clip(1e-30))), expected,
+                             rtol=1e-5)
+  # Both sides get gradients, as in SCAN.
+  grads = jax.grad(lambda a, b: losses.neighbour_consistency_loss(a, b), argnums=(0, 1))(jnp.log(p), jnp.log(q + 0.1))
+  assert all(np.abs(g).sum() > 0 for g in grads)
+
+
+def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
+  # The tiny config's training split, k = 3, refreshed every 2 steps: the table is mined
+  # from D as it is at steps 0 and 2, and each step's neighbour term sees real images.
+  config = tiny_config("mnist_infogan", **{"infogan.neighbour_weight": 1.0, "infogan.neighbour_k": 3,
+                                           "infogan.neighbour_refresh": 2})
+  gan = training.make_gan(config)
+  mesh = parallel.make_mesh()
+  train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
+                                  mesh=mesh)
+  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
+  n = images.shape[0]
+  state = jax.jit(lambda: training.init_state(gan, config, num_examples=n))()
+  assert state["code_neighbours"].shape == (n, 3)
+  train_fn = training.make_train_fn(gan, config, mesh, n)
+  mine = jax.jit(lambda d: training.mine_neighbours(gan, d, images, 3))
+  tables, discriminators = [], []
+  for _ in range(3):
+    discriminators.append(jax.device_get(state["discriminator"]))
+    state, metrics = train_fn(state, images)
+    tables.append(np.asarray(state["code_neighbours"]))
+    assert np.isfinite(metrics["d_code_neighbour_loss"]).all()
+  at_0, at_2 = np.asarray(mine(discriminators[0])), np.asarray(mine(discriminators[2]))
+  assert not np.array_equal(at_0, at_2)  # Else the check below could not tell a refresh from none.
+  np.testing.assert_array_equal(tables[0], at_0)
+  np.testing.assert_array_equal(tables[1], at_0)  # Step 1: kept.
+  np.testing.assert_array_equal(tables[2], at_2)  # Step 2: mined again.
+  assert not np.any(tables[2] == np.arange(n)[:, None])  # Never an image's own index.
 
 
 def test_neighbour_queue_holds_the_latest_real_images_in_order():
