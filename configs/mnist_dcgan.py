@@ -61,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.ssl = ml_collections.ConfigDict(dict(
       labels_per_class=0, num_classes=10, supervised_weight=1.0, unsupervised_weight=1.0,
       feature_matching=True, batch_size=0, entropy_weight=0.0, consistency_weight=0.0, confidence_threshold=0.95,
+      neighbour_weight=0.0, neighbour_k=0, neighbour_refresh=500,
       labelled_augment="same"))
 
   config.loss = "non_saturating"

@@ -10,8 +10,9 @@ The train state is a plain dict pytree:
   g_ema_params  exponential moving average of the generator params (samples use it)
   code_bank     with `infogan.neighbour_queue`: {"embeddings", "log_probs"} of the last
                 real images D saw (SCAN's neighbour pool), filled in order; zeros are empty
-  code_neighbours  with `infogan.neighbour_k`: int32 N x k, each training image's k nearest
-                other training images by D's embedding, mined every `neighbour_refresh` steps
+  neighbours    with `infogan.neighbour_k` or `ssl.neighbour_k`: int32 N x k, each training
+                image's k nearest other training images by D's embedding, mined every
+                `neighbour_refresh` steps
 
 `train_step(state, real)` is the whole GAN update: `n_dis` discriminator updates, each
 on its own real batch, then one generator update and the EMA update.
@@ -167,10 +168,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if ssl.labels_per_class:
     if ssl.num_classes < 2:
       raise ValueError(f"config.ssl.num_classes={ssl.num_classes!r} must be >= 2 with config.ssl.labels_per_class")
-    for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight", "consistency_weight"):
+    for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight", "consistency_weight",
+                  "neighbour_weight", "neighbour_k"):
       if getattr(ssl, field) < 0:
         raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
     labelled_augment_policy(config)
+    if bool(ssl.neighbour_weight) != bool(ssl.neighbour_k):
+      raise ValueError(f"config.ssl.neighbour_weight={ssl.neighbour_weight!r} and config.ssl.neighbour_k="
+                       f"{ssl.neighbour_k!r}: the term needs mined neighbours; set both or neither")
+    if ssl.neighbour_k and code.neighbour_k:
+      raise ValueError(f"config.ssl.neighbour_k={ssl.neighbour_k!r} and config.infogan.neighbour_k="
+                       f"{code.neighbour_k!r}: one table of neighbours per run; set one of them to 0")
+    if ssl.neighbour_k and ssl.neighbour_refresh <= 0:
+      raise ValueError(f"config.ssl.neighbour_refresh={ssl.neighbour_refresh!r} must be positive")
   for block, settings in (("infogan", code), ("ssl", ssl)):
     if not 0.0 <= settings.confidence_threshold <= 1.0:
       raise ValueError(f"config.{block}.confidence_threshold={settings.confidence_threshold!r} must be in [0, 1]")
@@ -346,6 +356,22 @@ class SSLSettings(NamedTuple):
   # DiffAugment policy of the labelled images (`augment.parse_policy`), e.g. "translation"
   # for FixMatch's weak augmentation; "same": `config.augment`, as every image D judges.
   labelled_augment: str = "same"
+  # Weight of SCAN's neighbour term on D's class predictions (`losses.neighbour_consistency_loss`):
+  # each real image's class must agree with that of one of its `neighbour_k` nearest training
+  # images (mined as `infogan.neighbour_k` mines them, every `neighbour_refresh` steps, by D's
+  # projection head). No label is read; the supervised loss anchors the classes.
+  neighbour_weight: float = 0.0
+  neighbour_k: int = 0
+  neighbour_refresh: int = 500
+
+
+def neighbour_mining(config: ml_collections.ConfigDict) -> tuple[str, int, int]:
+  """(block, k, refresh) of the head that mines neighbours over the training set
+  (`infogan` or `ssl`); ("", 0, 0) where neither does."""
+  for block, settings in (("infogan", code_settings(config)), ("ssl", ssl_settings(config))):
+    if settings.neighbour_k:
+      return block, settings.neighbour_k, settings.neighbour_refresh
+  return "", 0, 0
 
 
 def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
@@ -370,7 +396,7 @@ def seed_keys(seed: int) -> dict[str, jax.Array]:
 
 def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:
   """A fresh train state (pure: run it under `jax.jit` or `jax.eval_shape`). `num_examples`,
-  the training set's size, is needed only by `infogan.neighbour_k` (a table of neighbours
+  the training set's size, is needed only by `infogan.neighbour_k` and `ssl.neighbour_k` (a table of neighbours
   per training image; mined at step 0, so it starts empty)."""
   keys = seed_keys(config.seed)
   g_key, d_key = jax.random.split(keys["init"])
@@ -393,13 +419,13 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 
 
 def _neighbour_table(gan: GAN, config: ml_collections.ConfigDict, num_examples: int) -> dict[str, Any]:
   """The (not yet mined) neighbour table of the train state ({} without one)."""
-  k = code_settings(config).neighbour_k
-  if not (k and gan.num_categories):
+  block, k, _ = neighbour_mining(config)
+  if not k or (block == "infogan" and not gan.num_categories):
     return {}
   if not num_examples > k:
-    raise ValueError(f"config.infogan.neighbour_k={k!r} needs a training set of more than {k} images "
+    raise ValueError(f"config.{block}.neighbour_k={k!r} needs a training set of more than {k} images "
                      f"(given: {num_examples}; init_state's num_examples)")
-  return {"code_neighbours": jnp.zeros((num_examples, k), jnp.int32)}
+  return {"neighbours": jnp.zeros((num_examples, k), jnp.int32)}
 
 
 def nearest_neighbours(embeddings_NxP: jax.Array, k: int, block: int = 1024) -> jax.Array:
@@ -496,7 +522,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                neighbours: jax.Array | None = None,
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
-               class_consistency: tuple[float, float] = (0.0, 0.95),
+               class_consistency: tuple[float, float] = (0.0, 0.95), class_neighbour_weight: float = 0.0,
                labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1,
@@ -531,10 +557,12 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       predictions, in D's loss: weight x (`losses.neighbour_agreement_loss` of view 0 of each
       real image against view 1 of its nearest other image in the batch, by D's `projection`
       (else `pre_logits`) on view 0, - entropy weight x the entropy of view 0's mean prediction).
-    neighbours: with mined neighbours (`infogan.neighbour_k`), `D x B x H x W x C` images
-      in [-1, 1], a neighbour of each real image; the neighbour term then pairs view 0 of
-      each real image with an augmented view of its neighbour
-      (`losses.neighbour_consistency_loss`) instead of searching the batch.
+    neighbours: with mined neighbours (`infogan.neighbour_k`, `ssl.neighbour_k`),
+      `D x B x H x W x C` images in [-1, 1], a neighbour of each real image; the neighbour
+      terms then pair view 0 of each real image with an augmented view of its neighbour
+      (`losses.neighbour_consistency_loss`), Q's term instead of searching the batch.
+    class_neighbour_weight: weight of that pairing on the K+1 classifier's class
+      predictions (needs `labelled` and `neighbours`), in D's loss.
     code_noise_weight: weight of Q's error in recovering the noise of the generated images
       (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
       after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
@@ -572,7 +600,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     the noise term, d_code_pair_mi (nats) with the paired term, d_code_neighbour_loss and
     d_code_neighbour_marginal_entropy with the neighbour term, d_code_consistency_loss /
     d_code_consistency_kept and d_class_consistency_loss / d_class_consistency_kept (the
-    fraction of confident images) with the consistency terms, d_supervised_loss / d_supervised_acc
+    fraction of confident images) with the consistency terms, d_class_neighbour_loss with the
+    classifier's neighbour term, d_supervised_loss / d_supervised_acc
     with labels, g_feature_matching with feature matching.
   """
   step = state["step"]
@@ -655,9 +684,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       consistency["class"] = class_consistency
     # Views of the real batch, augmented with translation and cutout: two for the contrastive
     # paired and neighbour terms; view0 is also the strong view of the consistency terms.
-    for i in range(2 if contrastive_weight or pair_weight or neighbour_weight else 1 if consistency else 0):
+    class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
+    views = 2 if contrastive_weight or pair_weight or neighbour_weight else 1 if consistency or class_neighbour else 0
+    for i in range(views):
       judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
-    if neighbour_batch is not None and neighbour_weight:
+    if neighbour_batch is not None and (neighbour_weight or class_neighbour):
       judged["neighbour"] = augment.diff_augment(jax.random.fold_in(key, 13), neighbour_batch, ("translation", "cutout"))
     if consistency:  # Their weak view: translated only.
       judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
@@ -699,6 +730,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         _, _, marginal = losses.mutual_information_loss(code_logits[part["view0"]])
         loss += neighbour_weight * (nn_loss - code_neighbour[1] * marginal)
         aux.update(d_code_neighbour_loss=nn_loss, d_code_neighbour_marginal_entropy=marginal)
+      if class_neighbour:
+        head = features["class_logits"]
+        class_nn_loss = losses.neighbour_consistency_loss(head[part["view0"]], head[part["neighbour"]])
+        loss += class_neighbour * class_nn_loss
+        aux["d_class_neighbour_loss"] = class_nn_loss
       for name, (weight, threshold) in consistency.items():
         head = features[f"{name}_logits"]
         con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
@@ -839,6 +875,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
                               class_consistency=(ssl.consistency_weight, ssl.confidence_threshold),
+                              class_neighbour_weight=ssl.neighbour_weight,
                               labelled_augment_policy=labelled_augment_policy(config),
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh),
@@ -846,19 +883,19 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               debug_nan_step=config.get("debug_nan_step", -1))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
   neighbour_key = jax.random.fold_in(data_key, 1)  # Which of its k neighbours each image meets.
+  _, k, refresh = neighbour_mining(config)
 
   def one_step(state, images_u8, labelled_u8, labels):
     idx = data.batch_indices(data_key, state["step"], num_examples=num_examples, batch_size=per_step)
     real = data.to_model_range(images_u8[idx])
     real = real.reshape(config.n_dis, config.batch_size, *real.shape[1:])
     neighbours = None
-    if "code_neighbours" in state:
-      state = jax.lax.cond(state["step"] % code.neighbour_refresh == 0,
-                           lambda s: {**s, "code_neighbours": mine_neighbours(gan, s["discriminator"], images_u8,
-                                                                              code.neighbour_k)},
+    if "neighbours" in state:
+      state = jax.lax.cond(state["step"] % refresh == 0,
+                           lambda s: {**s, "neighbours": mine_neighbours(gan, s["discriminator"], images_u8, k)},
                            lambda s: s, state)
-      pick = jax.random.randint(jax.random.fold_in(neighbour_key, state["step"]), idx.shape, 0, code.neighbour_k)
-      neighbours = data.to_model_range(images_u8[state["code_neighbours"][idx, pick]])
+      pick = jax.random.randint(jax.random.fold_in(neighbour_key, state["step"]), idx.shape, 0, k)
+      neighbours = data.to_model_range(images_u8[state["neighbours"][idx, pick]])
       neighbours = jax.lax.with_sharding_constraint(neighbours.reshape(real.shape), batch_sharding)
     labelled = None
     if labelled_u8 is not None:  # One labelled batch per discriminator update.

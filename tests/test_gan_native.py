@@ -134,9 +134,11 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
 def ssl_runs(tmp_path_factory):
   """Two 3-step semi-supervised runs on the same labelled subset; in the second, every
   image outside the subset carries a wrong label. The consistency term is on, with
-  threshold 0, so D's own predictions on every real image set targets."""
+  threshold 0, so D's own predictions on every real image set targets, and so is the
+  neighbour term (3 neighbours per training image, mined at step 0)."""
   config = tiny_config("mnist_ssl", total_steps=3, save_every=3, sample_every=3, log_every=3,
-                       **{"ssl.labels_per_class": 2, "ssl.consistency_weight": 1.0, "ssl.confidence_threshold": 0.0})
+                       **{"ssl.labels_per_class": 2, "ssl.consistency_weight": 1.0, "ssl.confidence_threshold": 0.0,
+                          "ssl.neighbour_weight": 1.0, "ssl.neighbour_k": 3})
   original = data.mnist_5k
   labels = original("train")[1]
   subset = data.labelled_subset(labels, 2, config.seed, 10)
@@ -164,6 +166,16 @@ def ssl_runs(tmp_path_factory):
 def test_unlabelled_images_labels_never_reach_the_loss(ssl_runs):
   _, _, _, runs = ssl_runs
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), runs["true"][1], runs["scrambled"][1])
+
+
+def test_neighbour_table_is_saved_and_restored_by_eval(ssl_runs):
+  config, _, _, runs = ssl_runs
+  run = workdir_lib.load_run(str(runs["true"][0]))
+  np.testing.assert_array_equal(run.state["neighbours"], runs["true"][1]["neighbours"])
+  # Mined at step 0 (refresh 500), from the discriminator the run started with.
+  images = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels).images
+  expected = jax.jit(lambda d: training.mine_neighbours(run.gan, d, images, 3))(run.initial_discriminator)
+  np.testing.assert_array_equal(run.state["neighbours"], expected)
 
 
 def test_labelled_subset_is_saved_and_drives_the_loss(ssl_runs, tmp_path, monkeypatch):
@@ -237,6 +249,9 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("infogan.neighbour_k", -1, r"config.infogan.neighbour_k=-1 must be >= 0"),
     ("infogan.neighbour_k", 5, r"config.infogan.neighbour_k=5 needs config.infogan.neighbour_weight > 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
+    ("ssl.neighbour_weight", 1.0, r"config.ssl.neighbour_weight=1.0 and config.ssl.neighbour_k=0: the term needs "
+                                  r"mined neighbours; set both or neither"),
+    ("ssl.neighbour_k", -1, r"config.ssl.neighbour_k=-1 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
 ])
 def test_bad_head_settings_are_named(field, value, message):
@@ -325,10 +340,12 @@ def test_optional_terms_report_their_metrics():
   state = jax.jit(lambda: training.init_state(gan, config))()
   labelled = (real[:, :4], jnp.array([[0, 1, 2, 3]]))
   _, metrics = jax.jit(lambda s, r, l: training.train_step(s, r, gan=gan, labelled=l, entropy_weight=1.0,
-                                                           class_consistency=(1.0, 0.0),
+                                                           class_consistency=(1.0, 0.0), neighbours=r[:, ::-1],
+                                                           class_neighbour_weight=1.0,
                                                            feature_matching=True))(state, real, labelled)
   assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching",
-          "d_class_consistency_loss", "d_class_consistency_kept"} <= set(metrics)
+          "d_class_consistency_loss", "d_class_consistency_kept", "d_class_neighbour_loss"} <= set(metrics)
+  assert float(metrics["d_class_neighbour_loss"]) >= 0.0
   assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])
 
@@ -369,14 +386,14 @@ def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
   n = images.shape[0]
   state = jax.jit(lambda: training.init_state(gan, config, num_examples=n))()
-  assert state["code_neighbours"].shape == (n, 3)
+  assert state["neighbours"].shape == (n, 3)
   train_fn = training.make_train_fn(gan, config, mesh, n)
   mine = jax.jit(lambda d: training.mine_neighbours(gan, d, images, 3))
   tables, discriminators = [], []
   for _ in range(3):
     discriminators.append(jax.device_get(state["discriminator"]))
     state, metrics = train_fn(state, images)
-    tables.append(np.asarray(state["code_neighbours"]))
+    tables.append(np.asarray(state["neighbours"]))
     assert np.isfinite(metrics["d_code_neighbour_loss"]).all()
   at_0, at_2 = np.asarray(mine(discriminators[0])), np.asarray(mine(discriminators[2]))
   assert not np.array_equal(at_0, at_2)  # Else the check below could not tell a refresh from none.

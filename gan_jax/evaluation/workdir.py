@@ -72,7 +72,12 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
     elif step not in steps:
       raise EvalError(f"--step={step}: no checkpoint at that step in {directory}; have {', '.join(map(str, steps))}")
     gan = training.make_gan(config)
-    init_fn = lambda: training.init_state(gan, config)
+    try:
+      # The size of the training set, where the state holds a table of neighbours per image.
+      num_examples = checkpoints.saved_shapes(manager, step).get("neighbours", ((0,), ""))[0][0]
+    except checkpoints.CheckpointError as e:
+      raise EvalError(f"--workdir={workdir}: {e}") from None
+    init_fn = lambda: training.init_state(gan, config, num_examples)
     replicated = parallel.replicated(parallel.make_mesh())
     try:
       state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
