@@ -6,7 +6,9 @@ pairs of SCAN's neighbour term (`infogan.neighbour_weight`) can be.
 For each representation of the run's discriminator (cosine similarity, as the term uses), and
 each pool size (a training batch, a batch plus a queue, the whole training split), the
 fraction of the pool's images whose nearest other image in the pool has the same label,
-averaged over random pools of the training split. Prints a Markdown table.
+averaged over random pools of the training split. Prints a Markdown table. For a run that
+mines its neighbours over the training set (`infogan.neighbour_k`, `ssl.neighbour_k`), it
+also prints how many of the k neighbours in the run's own table share each image's label.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def main():
     x = gan_jax.extract_features(run, train.images, representation)
     row = [neighbour_purity(x, train.labels, p, args.trials) for p in pools]
     print(f"| {representation} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+  if "neighbours" in run.state:
+    table = np.asarray(run.state["neighbours"])
+    labels = train.labels[:len(table)]  # One process trains on the split in order, less N mod devices.
+    same = labels[table] == labels[:, None]
+    print(f"\nThe run's table ({table.shape[1]} neighbours per training image, as mined last before step "
+          f"{run.step}): {same.mean():.3f} share the image's label; the nearest one {same[:, 0].mean():.3f}.")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ def test_grid_has_one_row_per_code_value():
 def test_q_recovers_the_code_of_generated_images_after_a_short_run():
   config = tiny_config("mnist_infogan", total_steps=60, augment="", **{
       "contrastive.weight": 0.0, "infogan.categories": 4, "infogan.continuous": 0,
+      "infogan.real_weight": 1.0, "infogan.neighbour_weight": 0.0, "infogan.neighbour_k": 0,
       "g_optimizer.learning_rate": 1e-3, "d_optimizer.learning_rate": 1e-3})
   gan = training.make_gan(config)
   mesh = parallel.make_mesh()
@@ -247,7 +248,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("infogan.neighbour_entropy_weight", -1.0, r"config.infogan.neighbour_entropy_weight=-1.0 must be >= 0"),
     ("infogan.neighbour_queue", 12, r"config.infogan.neighbour_queue=12 must be a multiple of config.batch_size=8"),
     ("infogan.neighbour_k", -1, r"config.infogan.neighbour_k=-1 must be >= 0"),
-    ("infogan.neighbour_k", 5, r"config.infogan.neighbour_k=5 needs config.infogan.neighbour_weight > 0"),
+    ("infogan.neighbour_weight", 0.0, r"config.infogan.neighbour_k=20 needs config.infogan.neighbour_weight > 0"),
     ("infogan.consistency_weight", -1.0, r"config.infogan.consistency_weight=-1.0 must be >= 0"),
     ("ssl.neighbour_weight", 1.0, r"config.ssl.neighbour_weight=1.0 and config.ssl.neighbour_k=0: the term needs "
                                   r"mined neighbours; set both or neither"),
@@ -307,8 +308,9 @@ def test_sngan_config_trains_with_spectral_norm_state_in_the_train_state(tmp_pat
 
 def test_optional_terms_report_their_metrics():
   real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
-  gan = training.make_gan(tiny_config("mnist_infogan", **{"contrastive.weight": 0.0}))
-  state = jax.jit(lambda: training.init_state(gan, tiny_config("mnist_infogan")))()
+  config = tiny_config("mnist_infogan", **{"contrastive.weight": 0.0, "infogan.neighbour_k": 0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
                                                         code_real_weight=1.0, code_pair_weight=1.0,
                                                         code_neighbour=(1.0, 5.0),
@@ -326,7 +328,8 @@ def test_optional_terms_report_their_metrics():
 
   # ClusterGAN's noise term: Q gets latent_dim outputs after the continuous codes' and
   # both players see its error.
-  config = tiny_config("mnist_infogan", **{"contrastive.weight": 0.0, "infogan.noise_weight": 1.0})
+  config = tiny_config("mnist_infogan", **{"contrastive.weight": 0.0, "infogan.noise_weight": 1.0,
+                                           "infogan.neighbour_k": 0})
   gan = training.make_gan(config)
   state = jax.jit(lambda: training.init_state(gan, config))()
   _, features = gan.discriminator.apply(state["discriminator"], real[0])
@@ -406,7 +409,7 @@ def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
 def test_neighbour_queue_holds_the_latest_real_images_in_order():
   # Queue of 3 batches of 8, n_dis 2: after 2 steps (4 discriminator updates) slots 0, 1, 2
   # were written by updates 0, 1, 2, and update 3 overwrote slot 0.
-  config = tiny_config("mnist_infogan", n_dis=2, **{"infogan.neighbour_weight": 1.0,
+  config = tiny_config("mnist_infogan", n_dis=2, **{"infogan.neighbour_weight": 1.0, "infogan.neighbour_k": 0,
                                                     "infogan.neighbour_queue": 24})
   gan = training.make_gan(config)
   state = jax.jit(lambda: training.init_state(gan, config))()
