@@ -366,10 +366,11 @@ class SSLSettings(NamedTuple):
 
 
 def neighbour_mining(config: ml_collections.ConfigDict) -> tuple[str, int, int]:
-  """(block, k, refresh) of the head that mines neighbours over the training set
-  (`infogan` or `ssl`); ("", 0, 0) where neither does."""
-  for block, settings in (("infogan", code_settings(config)), ("ssl", ssl_settings(config))):
-    if settings.neighbour_k:
+  """(block, k, refresh) of the head whose neighbour term uses neighbours mined over the
+  training set (`infogan` or `ssl`); ("", 0, 0) where none does, so nothing is mined."""
+  code, ssl = code_settings(config), ssl_settings(config)
+  for block, settings, head_on in (("infogan", code, code.categories), ("ssl", ssl, ssl.labels_per_class)):
+    if settings.neighbour_k and settings.neighbour_weight and head_on:
       return block, settings.neighbour_k, settings.neighbour_refresh
   return "", 0, 0
 
@@ -417,10 +418,16 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 
   }
 
 
+def pairing_embedding(features: dict[str, jax.Array]) -> jax.Array:
+  """The embedding SCAN's neighbour terms pair images by: D's contrastive projection head,
+  else `pre_logits`."""
+  return features["projection" if "projection" in features else "pre_logits"]
+
+
 def _neighbour_table(gan: GAN, config: ml_collections.ConfigDict, num_examples: int) -> dict[str, Any]:
   """The (not yet mined) neighbour table of the train state ({} without one)."""
   block, k, _ = neighbour_mining(config)
-  if not k or (block == "infogan" and not gan.num_categories):
+  if not k:
     return {}
   if not num_examples > k:
     raise ValueError(f"config.{block}.neighbour_k={k!r} needs a training set of more than {k} images "
@@ -433,29 +440,30 @@ def nearest_neighbours(embeddings_NxP: jax.Array, k: int, block: int = 1024) -> 
   at a time (memory `block x N`, not `N x N`)."""
   n = embeddings_NxP.shape[0]
   e = embeddings_NxP / jnp.linalg.norm(embeddings_NxP, axis=1, keepdims=True).clip(1e-6)
-  block = min(block, n)
-  rows = jnp.pad(e, ((0, -n % block), (0, 0))).reshape(-1, block, e.shape[1])
 
-  def top_k(args):
-    start, r = args
-    own = (start + jnp.arange(block))[:, None] == jnp.arange(n)[None, :]
-    return jax.lax.top_k(jnp.where(own, -jnp.inf, r @ e.T), k)[1]
-  return jax.lax.map(top_k, (jnp.arange(rows.shape[0]) * block, rows)).reshape(-1, k)[:n].astype(jnp.int32)
+  def top_k(rows, row_index):
+    own = row_index[:, None] == jnp.arange(n)[None, :]
+    return jax.lax.top_k(jnp.where(own, -jnp.inf, rows @ e.T), k)[1]
+  return _map_in_blocks(top_k, (e, jnp.arange(n)), block).astype(jnp.int32)
 
 
 def mine_neighbours(gan: GAN, d_vars, images_u8: jax.Array, k: int, block: int = 500) -> jax.Array:
   """int32 `N x k`: SCAN's neighbours of each uint8 training image, by D's embedding of the
   un-augmented image (its projection head, else `pre_logits`), `block` images at a time."""
-  n = images_u8.shape[0]
-  block = min(block, n)
-  batches = jnp.pad(images_u8, ((0, -n % block),) + ((0, 0),) * (images_u8.ndim - 1))
-  batches = batches.reshape(-1, block, *images_u8.shape[1:])
-
   def embed(x_u8):
     _, features = gan.discriminator.apply(d_vars, data.to_model_range(x_u8), train=False)
-    return features["projection" if "projection" in features else "pre_logits"].astype(jnp.float32)
-  embeddings = jax.lax.map(embed, batches)
-  return nearest_neighbours(embeddings.reshape(-1, embeddings.shape[-1])[:n], k)
+    return pairing_embedding(features).astype(jnp.float32)
+  return nearest_neighbours(_map_in_blocks(embed, (images_u8,), block), k)
+
+
+def _map_in_blocks(fn, xs: tuple[jax.Array, ...], block: int) -> jax.Array:
+  """`fn(*xs)` computed `block` rows at a time under `lax.map` (one block's activations in
+  memory), the arrays padded to a whole number of blocks and the padding cut off again."""
+  n = xs[0].shape[0]
+  block = min(block, n)
+  blocks = [jnp.pad(x, ((0, -n % block),) + ((0, 0),) * (x.ndim - 1)).reshape(-1, block, *x.shape[1:]) for x in xs]
+  out = jax.lax.map(lambda args: fn(*args), tuple(blocks))
+  return out.reshape(-1, *out.shape[2:])[:n]
 
 
 def _code_bank(gan: GAN, config: ml_collections.ConfigDict, d_vars, images) -> dict[str, Any]:
@@ -464,7 +472,7 @@ def _code_bank(gan: GAN, config: ml_collections.ConfigDict, d_vars, images) -> d
   if not (code.neighbour_queue and code.neighbour_weight and gan.num_categories):
     return {}
   features = jax.eval_shape(lambda: gan.discriminator.apply(d_vars, images)[1])
-  width = features["projection" if "projection" in features else "pre_logits"].shape[-1]
+  width = pairing_embedding(features).shape[-1]
   return {"code_bank": {"embeddings": jnp.zeros((code.neighbour_queue, width), jnp.float32),
                         "log_probs": jnp.zeros((code.neighbour_queue, gan.num_categories), jnp.float32)}}
 
@@ -685,7 +693,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     # Views of the real batch, augmented with translation and cutout: two for the contrastive
     # paired and neighbour terms; view0 is also the strong view of the consistency terms.
     class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
-    views = 2 if contrastive_weight or pair_weight or neighbour_weight else 1 if consistency or class_neighbour else 0
+    in_batch_neighbours = neighbour_weight and neighbour_batch is None  # Pairs view 0 with view 1.
+    views = (2 if contrastive_weight or pair_weight or in_batch_neighbours
+             else 1 if consistency or class_neighbour or neighbour_weight else 0)
     for i in range(views):
       judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
     if neighbour_batch is not None and (neighbour_weight or class_neighbour):
@@ -716,7 +726,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         loss -= pair_weight * pair_mi
         aux["d_code_pair_mi"] = pair_mi
       if neighbour_weight:
-        embeddings = features["projection" if "projection" in features else "pre_logits"][part["view0"]]
+        embeddings = pairing_embedding(features)[part["view0"]]
         code_logits = features["code_logits"]
         if "neighbour" in part:
           nn_loss = losses.neighbour_consistency_loss(code_logits[part["view0"]], code_logits[part["neighbour"]])
