@@ -53,15 +53,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # semi-supervised K+1 discriminator (configs/mnist_ssl.py).
   config.infogan = ml_collections.ConfigDict(dict(
       categories=0, continuous=0, categorical_weight=1.0, continuous_weight=0.1, hidden=128, q_input="pre_logits",
-      noise_std=1.0,
+      noise_std=1.0, categorical_warmup=0,
       real_weight=0.0, pair_weight=0.0, neighbour_weight=0.0, neighbour_entropy_weight=5.0, neighbour_queue=0,
       neighbour_k=0, neighbour_refresh=500,
-      consistency_weight=0.0, confidence_threshold=0.95,
+      consistency_weight=0.0, confidence_threshold=0.95, consistency_start=0,
       noise_weight=0.0))
   config.ssl = ml_collections.ConfigDict(dict(
       labels_per_class=0, num_classes=10, supervised_weight=1.0, unsupervised_weight=1.0,
       feature_matching=True, batch_size=0, entropy_weight=0.0, consistency_weight=0.0, confidence_threshold=0.95,
-      neighbour_weight=0.0, neighbour_k=0, neighbour_refresh=500,
+      consistency_start=0, neighbour_weight=0.0, neighbour_k=0, neighbour_refresh=500,
       labelled_augment="same"))
 
   config.loss = "non_saturating"

@@ -138,7 +138,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   code = code_settings(config)
   for field in ("categories", "continuous", "categorical_weight", "continuous_weight", "real_weight",
                 "pair_weight", "consistency_weight", "noise_weight", "neighbour_weight",
-                "neighbour_entropy_weight", "neighbour_queue", "neighbour_k"):
+                "neighbour_entropy_weight", "neighbour_queue", "neighbour_k", "categorical_warmup",
+                "consistency_start"):
     if getattr(code, field) < 0:
       raise ValueError(f"config.infogan.{field}={getattr(code, field)!r} must be >= 0")
   if code.neighbour_queue % config.batch_size:
@@ -169,7 +170,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if ssl.num_classes < 2:
       raise ValueError(f"config.ssl.num_classes={ssl.num_classes!r} must be >= 2 with config.ssl.labels_per_class")
     for field in ("supervised_weight", "unsupervised_weight", "batch_size", "entropy_weight", "consistency_weight",
-                  "neighbour_weight", "neighbour_k"):
+                  "neighbour_weight", "neighbour_k", "consistency_start"):
       if getattr(ssl, field) < 0:
         raise ValueError(f"config.ssl.{field}={getattr(ssl, field)!r} must be >= 0")
     labelled_augment_policy(config)
@@ -269,6 +270,10 @@ class CodeSettings(NamedTuple):
   categories: int = 0            # Values of the categorical code (0: none).
   continuous: int = 0            # Number of continuous codes, uniform in [-1, 1].
   categorical_weight: float = 1.0  # lambda of the categorical mutual-information term.
+  # Steps over which that lambda rises linearly from 0 (0: at full weight from the start).
+  # While it is small the neighbour term alone shapes Q's clusters of real images, so the
+  # generator's code is then tied to them rather than Q to the code's first arbitrary meaning.
+  categorical_warmup: int = 0
   continuous_weight: float = 0.1   # lambda of the continuous codes' term.
   hidden: int = 128              # Width of the Q head's hidden layer.
   q_input: str = "pre_logits"    # What Q reads from D: `models.heads.CODE_INPUTS`.
@@ -288,6 +293,9 @@ class CodeSettings(NamedTuple):
   # that Q gives a translated view with confidence >= `confidence_threshold`.
   consistency_weight: float = 0.0
   confidence_threshold: float = 0.95
+  # The step from which that term counts: SCAN's self-labelling is a second stage, after the
+  # neighbour term has formed the clusters, so that it sharpens them instead of the first guess.
+  consistency_start: int = 0
   # Weight of SCAN's neighbour term on Q's clusters of real images
   # (`losses.neighbour_agreement_loss`), maximised by D and Q: each real image's cluster
   # must agree with that of its nearest other image in the batch, by D's projection head
@@ -353,6 +361,7 @@ class SSLSettings(NamedTuple):
   # label is read: the targets are D's own predictions.
   consistency_weight: float = 0.0
   confidence_threshold: float = 0.95
+  consistency_start: int = 0  # The step from which that term counts (as `infogan.consistency_start`).
   # DiffAugment policy of the labelled images (`augment.parse_policy`), e.g. "translation"
   # for FixMatch's weak augmentation; "same": `config.augment`, as every image D judges.
   labelled_augment: str = "same"
@@ -526,11 +535,12 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
                code_weights: tuple[float, float] = (0.0, 0.0), code_real_weight: float = 0.0,
-               code_pair_weight: float = 0.0, code_neighbour: tuple[float, float] = (0.0, 5.0), code_noise_weight: float = 0.0, code_consistency: tuple[float, float] = (0.0, 0.95),
+               code_pair_weight: float = 0.0, code_neighbour: tuple[float, float] = (0.0, 5.0), code_noise_weight: float = 0.0, code_consistency: tuple[float, float, int] = (0.0, 0.95, 0),
+               code_warmup: int = 0,
                neighbours: jax.Array | None = None,
                labelled: tuple[jax.Array, jax.Array] | None = None, supervised_weight: float = 1.0,
                unsupervised_weight: float = 1.0, entropy_weight: float = 0.0,
-               class_consistency: tuple[float, float] = (0.0, 0.95), class_neighbour_weight: float = 0.0,
+               class_consistency: tuple[float, float, int] = (0.0, 0.95, 0), class_neighbour_weight: float = 0.0,
                labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1,
@@ -557,6 +567,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     code_weights: InfoGAN's (categorical, continuous) weights: the Q head's loss of
       recovering the codes of the generated images (as D judges them) is added to both
       players' losses (Chen et al. 2016). Used when `gan` has codes.
+    code_warmup: steps over which the categorical weight rises linearly from 0 (0: none).
     code_real_weight: weight of minus the mutual information between real images (as D
       judges them) and Q's categorical predictions, in D's loss (0: plain InfoGAN).
     code_pair_weight: weight of minus the mutual information between Q's categorical
@@ -574,10 +585,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     code_noise_weight: weight of Q's error in recovering the noise of the generated images
       (ClusterGAN), in both losses; `gan`'s Q must have the `latent_dim` outputs for it
       after the continuous codes' (`make_gan` adds them with `config.infogan.noise_weight`).
-    code_consistency, class_consistency: (weight, confidence threshold) of FixMatch's
-      consistency term (`losses.pseudo_label_loss`) on Q's categorical predictions and on
-      the K+1 classifier's, for the real batch: the weak view is translated, the strong one
-      translated and cut out. Weight 0 disables each.
+    code_consistency, class_consistency: (weight, confidence threshold, first step) of
+      FixMatch's consistency term (`losses.pseudo_label_loss`) on Q's categorical predictions
+      and on the K+1 classifier's, for the real batch: the weak view is translated, the strong
+      one translated and cut out. Weight 0 disables each; before its first step it counts 0.
     labelled: the K+1 discriminator's labelled batches (images `D x L x H x W x C` in
       [-1, 1], int labels `D x L`), one per discriminator update; None without
       semi-supervision. The labels of all other images never reach a loss.
@@ -622,6 +633,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
   g_vars = state["generator"]
   n_dis, batch_size = real_DxBxHxWxC.shape[:2]
   categorical_weight = code_weights[0] if gan.num_categories else 0.0
+  # A traced factor (not a Python branch): one compiled step serves the whole run.
+  categorical_ramp = jnp.minimum(1.0, step / code_warmup) if code_warmup else 1.0
   continuous_weight = code_weights[1] if gan.num_continuous else 0.0
 
   def generate(g_params, z_key):
@@ -636,7 +649,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     total, aux = 0.0, {}
     if categorical_weight:
       loss, acc = losses.classification_loss(features["code_logits"][fakes], codes[0])
-      total += categorical_weight * loss
+      total += categorical_weight * categorical_ramp * loss
       aux.update({f"{prefix}_code_loss": loss, **({"d_code_acc": acc} if prefix == "d" else {})})
     # Q's continuous outputs: the continuous codes, then (with the noise term) the noise.
     c = gan.num_continuous
@@ -745,10 +758,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         class_nn_loss = losses.neighbour_consistency_loss(head[part["view0"]], head[part["neighbour"]])
         loss += class_neighbour * class_nn_loss
         aux["d_class_neighbour_loss"] = class_nn_loss
-      for name, (weight, threshold) in consistency.items():
+      for name, (weight, threshold, start) in consistency.items():
         head = features[f"{name}_logits"]
         con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
-        loss += weight * con_loss
+        loss += weight * (step >= start) * con_loss
         aux.update({f"d_{name}_consistency_loss": con_loss, f"d_{name}_consistency_kept": kept})
       if labelled_batch is not None:
         sup_loss, sup_acc = losses.classification_loss(features["class_logits"][part["labelled"]], labelled_batch[1])
@@ -881,10 +894,13 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               code_real_weight=code.real_weight, code_pair_weight=code.pair_weight,
                               code_neighbour=(code.neighbour_weight, code.neighbour_entropy_weight),
                               code_noise_weight=code.noise_weight,
-                              code_consistency=(code.consistency_weight, code.confidence_threshold),
+                              code_consistency=(code.consistency_weight, code.confidence_threshold,
+                                                code.consistency_start),
+                              code_warmup=code.categorical_warmup,
                               supervised_weight=ssl.supervised_weight, unsupervised_weight=ssl.unsupervised_weight,
                               entropy_weight=ssl.entropy_weight,
-                              class_consistency=(ssl.consistency_weight, ssl.confidence_threshold),
+                              class_consistency=(ssl.consistency_weight, ssl.confidence_threshold,
+                                                 ssl.consistency_start),
                               class_neighbour_weight=ssl.neighbour_weight,
                               labelled_augment_policy=labelled_augment_policy(config),
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),

@@ -254,6 +254,9 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
                                   r"mined neighbours; set both or neither"),
     ("ssl.neighbour_k", -1, r"config.ssl.neighbour_k=-1 must be >= 0"),
     ("infogan.confidence_threshold", -0.1, r"config.infogan.confidence_threshold=-0.1 must be in \[0, 1\]"),
+    ("infogan.categorical_warmup", -1, r"config.infogan.categorical_warmup=-1 must be >= 0"),
+    ("infogan.consistency_start", -1, r"config.infogan.consistency_start=-1 must be >= 0"),
+    ("ssl.consistency_start", -1, r"config.ssl.consistency_start=-1 must be >= 0"),
 ])
 def test_bad_head_settings_are_named(field, value, message):
   base = "mnist_infogan" if field.startswith("infogan") else "mnist_ssl"
@@ -314,7 +317,7 @@ def test_optional_terms_report_their_metrics():
   _, metrics = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, code_weights=(1.0, 0.1),
                                                         code_real_weight=1.0, code_pair_weight=1.0,
                                                         code_neighbour=(1.0, 5.0),
-                                                        code_consistency=(1.0, 0.0)))(state, real)
+                                                        code_consistency=(1.0, 0.0, 0)))(state, real)
   assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
           "d_code_real_entropy", "d_code_real_marginal_entropy", "d_code_pair_mi", "d_code_consistency_loss",
           "d_code_consistency_kept", "d_code_neighbour_loss",
@@ -343,7 +346,7 @@ def test_optional_terms_report_their_metrics():
   state = jax.jit(lambda: training.init_state(gan, config))()
   labelled = (real[:, :4], jnp.array([[0, 1, 2, 3]]))
   _, metrics = jax.jit(lambda s, r, l: training.train_step(s, r, gan=gan, labelled=l, entropy_weight=1.0,
-                                                           class_consistency=(1.0, 0.0), neighbours=r[:, ::-1],
+                                                           class_consistency=(1.0, 0.0, 0), neighbours=r[:, ::-1],
                                                            class_neighbour_weight=1.0,
                                                            feature_matching=True))(state, real, labelled)
   assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching",
@@ -351,6 +354,37 @@ def test_optional_terms_report_their_metrics():
   assert float(metrics["d_class_neighbour_loss"]) >= 0.0
   assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])
+
+
+def test_categorical_warmup_and_consistency_start_scale_their_terms_by_the_step():
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  config = tiny_config("mnist_infogan", **{"contrastive.weight": 0.0, "infogan.neighbour_k": 0})
+  gan = training.make_gan(config)
+  initial = jax.jit(lambda: training.init_state(gan, config))()
+
+  def d_params_after(step, **kwargs):
+    state = {**initial, "step": jnp.asarray(step, initial["step"].dtype)}
+    new, _ = jax.jit(lambda s, r: training.train_step(s, r, gan=gan, **kwargs))(state, real)
+    return jax.device_get(new["discriminator"]["params"])
+
+  def assert_same(a, b):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6), a, b)
+
+  def assert_differ(a, b):
+    assert not all(jax.tree.leaves(jax.tree.map(lambda x, y: np.allclose(x, y, rtol=1e-5, atol=1e-6), a, b)))
+
+  # Warm-up over 10 steps: the categorical term has weight 0 at step 0 and half its weight at step 5.
+  assert_same(d_params_after(0, code_weights=(1.0, 0.1), code_warmup=10), d_params_after(0, code_weights=(0.0, 0.1)))
+  assert_same(d_params_after(5, code_weights=(1.0, 0.1), code_warmup=10), d_params_after(5, code_weights=(0.5, 0.1)))
+  assert_differ(d_params_after(5, code_weights=(1.0, 0.1), code_warmup=10), d_params_after(5, code_weights=(1.0, 0.1)))
+  # Self-labelling from step 3: nothing before it (the term's extra view leaves the rest alone),
+  # the whole term from it on.
+  weights = dict(code_weights=(1.0, 0.1))
+  without = {s: d_params_after(s, **weights) for s in (2, 3)}
+  assert_same(d_params_after(2, code_consistency=(1.0, 0.0, 3), **weights), without[2])
+  assert_same(d_params_after(3, code_consistency=(1.0, 0.0, 3), **weights),
+              d_params_after(3, code_consistency=(1.0, 0.0, 0), **weights))
+  assert_differ(d_params_after(3, code_consistency=(1.0, 0.0, 3), **weights), without[3])
 
 
 def test_nearest_neighbours_by_cosine_in_blocks():
