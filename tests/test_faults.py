@@ -31,6 +31,16 @@ RESUMED = re.compile(r"Resumed from \S+ at step (\d+)\.")
 LOGGED = re.compile(r"\] step (\d+): ")
 
 
+@pytest.fixture
+def live_ctrl_c():
+  """SIGINT as a terminal's Python has it. A shell that starts a job in the background
+  without job control (`pytest ... &` in a script) hands it SIGINT ignored, which training
+  rightly leaves ignored; the Ctrl-C tests must not depend on how the suite was started."""
+  inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, inherited)
+
+
 def complete_steps(workdir) -> list[int]:
   return sorted(int(name) for name in os.listdir(workdir / "checkpoints") if name.isdigit())
 
@@ -125,7 +135,7 @@ def test_a_failed_checkpoint_write_stops_training_with_one_line(tmp_path):
   assert max(int(m.group(1)) for m in map(LOGGED.search, lines) if m) <= 110  # It stopped at once.
 
 
-def test_ctrl_c_saves_the_step_reached_and_puts_the_handlers_back(tmp_path, monkeypatch, caplog):
+def test_ctrl_c_saves_the_step_reached_and_puts_the_handlers_back(tmp_path, monkeypatch, caplog, live_ctrl_c):
   handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
   make_train_fn, calls, second_press = training.make_train_fn, [], []
 
@@ -174,7 +184,22 @@ class FakePreemptionService:
     self.sync_point = max(self.reported) + 1
 
 
-def test_several_processes_stop_at_the_preemption_sync_point(monkeypatch):
+def test_an_ignored_signal_stays_ignored_and_the_other_still_stops(live_ctrl_c):
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # As `nohup` or a background job has it.
+  sigterm = signal.getsignal(signal.SIGTERM)
+  stop = training.StopSignals(0)
+  try:
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    signal.raise_signal(signal.SIGINT)
+    assert not stop.requested(4, 4)
+    signal.raise_signal(signal.SIGTERM)
+    assert stop.requested(4, 4) and stop.reason == "SIGTERM"
+  finally:
+    stop.restore()
+  assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is sigterm
+
+
+def test_several_processes_stop_at_the_preemption_sync_point(monkeypatch, live_ctrl_c):
   service = FakePreemptionService()
   monkeypatch.setattr(multihost_utils, "reached_preemption_sync_point", service.reached_preemption_sync_point)
   monkeypatch.setattr(jax, "process_count", lambda: 2)
