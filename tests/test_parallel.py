@@ -17,7 +17,10 @@ from conftest import REPO, tiny_config
 import parallel_worker
 from gan_jax import checkpoints, parallel, training
 
-TOLERANCE = 1e-5
+# Float rounding: 8 devices sum the batch in another order than 1, and the CPU's vector width
+# changes that order again (an AVX-512 machine measured 9e-4 on an Adam moment of 4.1 after 4
+# steps, 2e-4 of it); the same run's states at steps 2 and 4 are 8e4 tolerances apart.
+ATOL, RTOL = 1e-5, 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,10 @@ def eight_devices(tmp_path_factory):
 
 def assert_states_close(actual: dict, expected: dict):
   assert actual.keys() == expected.keys()
-  worst = max(float(np.max(np.abs(actual[k].astype(np.float64) - expected[k]))) for k in expected)
-  assert worst <= TOLERANCE, worst
+  # The worst difference in units of its tolerance, and where.
+  worst = max((float(np.max(np.abs(actual[k].astype(np.float64) - expected[k]) / (ATOL + RTOL * np.abs(expected[k])))), k)
+              for k in expected)
+  assert worst[0] <= 1, worst
 
 
 def restore_on_one_device(workdir, step):
@@ -59,7 +64,7 @@ def test_three_steps_on_eight_devices_equal_one_device(eight_devices, steps_on_o
   assert_states_close(on_eight, on_one)
   # The generator's running BatchNorm statistics saw the whole batch on both.
   stats = [k for k in on_one if "batch_stats" in k]
-  assert stats and all(np.abs(on_eight[k] - on_one[k]).max() <= TOLERANCE for k in stats)
+  assert stats and all(np.allclose(on_eight[k], on_one[k], rtol=RTOL, atol=ATOL) for k in stats)
 
 
 def test_checkpoint_saved_on_eight_devices_restores_and_trains_on_one(eight_devices, four_steps_on_one_device):
