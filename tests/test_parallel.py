@@ -38,10 +38,8 @@ def eight_devices(tmp_path_factory):
 
 def assert_states_close(actual: dict, expected: dict):
   assert actual.keys() == expected.keys()
-  # The worst difference in units of its tolerance, and where.
-  worst = max((float(np.max(np.abs(actual[k].astype(np.float64) - expected[k]) / (ATOL + RTOL * np.abs(expected[k])))), k)
-              for k in expected)
-  assert worst[0] <= 1, worst
+  for k in expected:
+    np.testing.assert_allclose(actual[k], expected[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
 def restore_on_one_device(workdir, step):
