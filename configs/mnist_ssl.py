@@ -24,7 +24,9 @@ issue's target (error <= 3% over 3 seeds) is NOT met. The supervised-only contro
 0.898 / 0.862 / 0.902 (mean 0.887) at step 2,000, where the K+1 GAN was at 0.910.
 With `--config.ssl.consistency_weight=1` (FixMatch's consistency term on every real image)
 seed 0 reached 0.882 / 0.920 / 0.944 / 0.950 / 0.960 at steps 1,000-5,000, ahead of this
-config's 0.859 / 0.910 / 0.933 / 0.937 / 0.953 on the same seed; one seed, so not the default yet.
+config's 0.859 / 0.910 / 0.933 / 0.937 / 0.953 on the same seed; seeds 1 and 2 with it reached
+0.936 / 0.951 at step 3,000 (this config: 0.922 / 0.920) and were stopped there, so it is not the
+default until they reach 5,000.
 Published anchors (full MNIST, 60,000 images): Improved GAN 0.93% test error with 100
 labels; Bad GAN 0.80%.
 """
