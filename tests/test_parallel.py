@@ -61,8 +61,7 @@ def test_three_steps_on_eight_devices_equal_one_device(eight_devices, steps_on_o
   assert int(on_eight["['step']"]) == 3
   assert_states_close(on_eight, on_one)
   # The generator's running BatchNorm statistics saw the whole batch on both.
-  stats = [k for k in on_one if "batch_stats" in k]
-  assert stats and all(np.allclose(on_eight[k], on_one[k], rtol=RTOL, atol=ATOL) for k in stats)
+  assert any("batch_stats" in k for k in on_one)  # so assert_states_close compared them
 
 
 def test_checkpoint_saved_on_eight_devices_restores_and_trains_on_one(eight_devices, four_steps_on_one_device):
