@@ -26,7 +26,7 @@ With `--config.ssl.consistency_weight=1` (FixMatch's consistency term on every r
 seed 0 reached 0.882 / 0.920 / 0.944 / 0.950 / 0.960 at steps 1,000-5,000, ahead of this
 config's 0.859 / 0.910 / 0.933 / 0.937 / 0.953 on the same seed; seeds 1 and 2 with it reached
 0.962 / 0.962 at step 5,000 (this config: 0.944 / 0.935), a 3-seed mean of 0.961 (error 3.9%);
-measured at the end of a session, so not yet made the default (its tests and README rows follow).
+measured at the end of a session, so not yet the default.
 Published anchors (full MNIST, 60,000 images): Improved GAN 0.93% test error with 100
 labels; Bad GAN 0.80%.
 """
