@@ -59,7 +59,9 @@ PEAK_FLOPS = {
 
 
 def _program(config, num_examples: int):
-  """`(train_fn, state, images)`: the compiled-to-be training call and its inputs."""
+  """`(train_fn, state, data)`: the compiled-to-be training call and its inputs, `train_fn(state, *data)`:
+  the synthetic training set, and with `config.ssl.labels_per_class` a synthetic labelled subset
+  and its labels (replicated, as train.py passes them)."""
   import jax
   import numpy as np
   from gan_jax import parallel, training
@@ -68,12 +70,19 @@ def _program(config, num_examples: int):
   parallel.check_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
   gan = training.make_gan(config)
-  state = jax.jit(lambda: training.init_state(gan, config), out_shardings=replicated)()
   num_examples -= num_examples % jax.device_count()
+  # The size matters to the state: configs that mine neighbours keep a table of them.
+  state = jax.jit(lambda: training.init_state(gan, config, num_examples), out_shardings=replicated)()
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))  # Split over the devices, as in train.py.
-  return training.make_train_fn(gan, config, mesh, num_examples), state, images
+  inputs = (images,)
+  if config.ssl.labels_per_class:
+    num_labelled = config.ssl.labels_per_class * config.ssl.num_classes
+    labelled = np.random.default_rng(1).integers(0, 256, (num_labelled, *images.shape[1:]), dtype=np.uint8)
+    labels = np.arange(num_labelled, dtype=np.int32) % config.ssl.num_classes
+    inputs += tuple(jax.device_put(x, replicated) for x in (labelled, labels))
+  return training.make_train_fn(gan, config, mesh, num_examples), state, inputs
 
 
 def _with_batch(config, batch_size: int):
@@ -88,8 +97,8 @@ def step_flops(config, num_examples: int) -> float:
   custom calls, and counts a scan's body once; the GPU client analyses no lowered one.)"""
   config = config.copy_and_resolve_references()
   config.steps_per_call = 1
-  train_fn, state, images = _program(config, num_examples)
-  return float((train_fn.lower(state, images).cost_analysis() or {}).get("flops", float("nan")))
+  train_fn, state, inputs = _program(config, num_examples)
+  return float((train_fn.lower(state, *inputs).cost_analysis() or {}).get("flops", float("nan")))
 
 
 def _flops_from_cpu(batch_sizes: list[int]) -> dict[int, float]:
@@ -107,9 +116,9 @@ def measure(config, num_examples: int, windows: int, window_steps: int, flops_pe
   """Times `config.steps_per_call` fused steps of `config`'s GAN on every device."""
   import jax
 
-  train_fn, state, images = _program(config, num_examples)
+  train_fn, state, inputs = _program(config, num_examples)
   start = time.perf_counter()
-  compiled = train_fn.lower(state, images).compile()
+  compiled = train_fn.lower(state, *inputs).compile()
   compile_seconds = time.perf_counter() - start
   # What one device runs, after partitioning: on CPU the compiled count is complete (no
   # custom calls, fused steps unrolled); it shows the step split over the devices.
@@ -119,14 +128,14 @@ def measure(config, num_examples: int, windows: int, window_steps: int, flops_pe
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     device_flops = float(cost.get("flops", float("nan"))) / config.steps_per_call
 
-  state, _ = compiled(state, images)  # Warm-up.
+  state, _ = compiled(state, *inputs)  # Warm-up.
   jax.block_until_ready(state)
   calls = -(-window_steps // config.steps_per_call)
   seconds = []
   for _ in range(windows):
     start = time.perf_counter()
     for _ in range(calls):
-      state, metrics = compiled(state, images)
+      state, metrics = compiled(state, *inputs)
     jax.block_until_ready((state, metrics))
     seconds.append((time.perf_counter() - start) / (calls * config.steps_per_call))
   steps_per_sec = 1.0 / statistics.median(seconds)

@@ -465,3 +465,34 @@ def test_neighbour_queue_holds_the_latest_real_images_in_order():
   np.testing.assert_array_equal(after_two["embeddings"][8:16], after_one["embeddings"][8:16])  # Update 1's.
   assert np.linalg.norm(after_two["embeddings"][16:], axis=1).min() > 0  # Update 2 filled the last slot.
   assert not np.allclose(after_two["embeddings"][:8], after_one["embeddings"][:8])  # Update 3 replaced update 0's.
+
+
+def test_supervised_only_control_never_sees_the_unlabelled_images():
+  """The control's discriminator after a step is the same whatever the unlabelled images are:
+  each term that reads them (real/fake, contrastive, entropy, consistency) is off. Threshold 0:
+  at initialisation no prediction is confident, and the consistency term would vanish anyway."""
+  config = tiny_config("mnist_ssl:supervised_only", **{"ssl.labels_per_class": 2, "ssl.confidence_threshold": 0.0})
+  gan = training.make_gan(config)
+  mesh = parallel.make_mesh()
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  train_fn = training.make_train_fn(gan, config, mesh, num_examples=40)
+  rng = np.random.default_rng(0)
+  labelled = jnp.asarray(rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8))
+  labels = jnp.arange(20, dtype=jnp.int32) % 10
+  after = []
+  for images in (rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8), np.zeros((40, 28, 28, 1), np.uint8)):
+    copy = jax.tree.map(jnp.copy, state)  # train_fn donates its state.
+    new_state, metrics = train_fn(copy, jnp.asarray(images), labelled, labels)
+    assert float(metrics["d_supervised_loss"][0]) > 0
+    after.append(new_state["discriminator"]["params"])
+  jax.tree.map(np.testing.assert_array_equal, *after)
+  # The same two inputs move the K+1 GAN's discriminator differently: the check can fail.
+  config = tiny_config("mnist_ssl", **{"ssl.labels_per_class": 2, "ssl.confidence_threshold": 0.0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  train_fn = training.make_train_fn(gan, config, mesh, num_examples=40)
+  differs = []
+  for images in (rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8), np.zeros((40, 28, 28, 1), np.uint8)):
+    differs.append(train_fn(jax.tree.map(jnp.copy, state), jnp.asarray(images), labelled, labels)[0]
+                   ["discriminator"]["params"])
+  assert not all(np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, differs)))
