@@ -17,7 +17,8 @@ images among the recipes tried (README, Results, "How the default was chosen").
 Evaluation every 1,000 steps (TensorBoard eval/*): k-means on D's last conv layer
 max-pooled and whitened to 32 dims, linear probe on the DCGAN-paper representation.
 Expected (measured, 2-core x86 CPU, no GPU): 15 min 8 s wall time for seed 0 with the
-evaluations, 6.13 steps/s (mean over log intervals); `eval.py` on step 5,000, test split,
+evaluations, 6.13 steps/s (mean over log intervals; another machine of the class, 2.5x slower,
+ran it at 2.43 steps/s, about 35 min: README, Results); `eval.py` on step 5,000, test split,
 seeds 0 / 1 / 2: k-means ACC 0.929 / 0.698 / 0.687 and linear probe 0.981 / 0.981 / 0.980
 for the GAN's D, against 0.533 / 0.524 / 0.541 and 0.962 / 0.963 / 0.962 for its random
 initialisation and 0.423 / 0.914 for raw pixels. On an H100 the training steps take ~8 s.
