@@ -471,28 +471,27 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
   """The control's discriminator after a step is the same whatever the unlabelled images are:
   each term that reads them (real/fake, contrastive, entropy, consistency) is off. Threshold 0:
   at initialisation no prediction is confident, and the consistency term would vanish anyway."""
-  config = tiny_config("mnist_ssl:supervised_only", **{"ssl.labels_per_class": 2, "ssl.confidence_threshold": 0.0})
-  gan = training.make_gan(config)
-  mesh = parallel.make_mesh()
-  state = jax.jit(lambda: training.init_state(gan, config))()
-  train_fn = training.make_train_fn(gan, config, mesh, num_examples=40)
   rng = np.random.default_rng(0)
   labelled = jnp.asarray(rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8))
   labels = jnp.arange(20, dtype=jnp.int32) % 10
-  after = []
-  for images in (rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8), np.zeros((40, 28, 28, 1), np.uint8)):
-    copy = jax.tree.map(jnp.copy, state)  # train_fn donates its state.
-    new_state, metrics = train_fn(copy, jnp.asarray(images), labelled, labels)
-    assert float(metrics["d_supervised_loss"][0]) > 0
-    after.append(new_state["discriminator"]["params"])
-  jax.tree.map(np.testing.assert_array_equal, *after)
-  # The same two inputs move the K+1 GAN's discriminator differently: the check can fail.
-  config = tiny_config("mnist_ssl", **{"ssl.labels_per_class": 2, "ssl.confidence_threshold": 0.0})
-  gan = training.make_gan(config)
-  state = jax.jit(lambda: training.init_state(gan, config))()
-  train_fn = training.make_train_fn(gan, config, mesh, num_examples=40)
-  differs = []
-  for images in (rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8), np.zeros((40, 28, 28, 1), np.uint8)):
-    differs.append(train_fn(jax.tree.map(jnp.copy, state), jnp.asarray(images), labelled, labels)[0]
-                   ["discriminator"]["params"])
-  assert not all(np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, differs)))
+  image_sets = [jnp.asarray(rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)), jnp.zeros((40, 28, 28, 1), jnp.uint8)]
+
+  def d_params_after_one_step(base):
+    """D's parameters after one step from the same initial state, for each of `image_sets`."""
+    config = tiny_config(base, **{"ssl.labels_per_class": 2, "ssl.confidence_threshold": 0.0})
+    gan = training.make_gan(config)
+    state = jax.jit(lambda: training.init_state(gan, config))()
+    train_fn = training.make_train_fn(gan, config, parallel.make_mesh(), num_examples=40)
+    after = []
+    for images in image_sets:
+      new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), images, labelled, labels)  # It donates its state.
+      assert float(metrics["d_supervised_loss"][0]) > 0
+      after.append(jax.tree.leaves(new_state["discriminator"]["params"]))
+    return after
+
+  control = d_params_after_one_step("mnist_ssl:supervised_only")
+  for a, b in zip(*control):
+    np.testing.assert_array_equal(a, b)
+  # The same two image sets move the K+1 GAN's discriminator differently: the check can fail.
+  gan_runs = d_params_after_one_step("mnist_ssl")
+  assert not all(np.array_equal(a, b) for a, b in zip(*gan_runs))
