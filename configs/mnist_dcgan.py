@@ -78,6 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.batch_size = 64
   config.total_steps = 5000
   config.ema_decay = 0.999
+  # An EMA of D's params too (0: none); with it the GAN-native heads (categorical_code,
+  # semi_supervised) are scored on the EMA, beside the online D (`*_online`).
+  config.d_ema_decay = 0.0
   config.g_optimizer = ml_collections.ConfigDict(
       dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="constant"))
   config.d_optimizer = ml_collections.ConfigDict(

@@ -8,6 +8,8 @@ The train state is a plain dict pytree:
                 power-iteration vectors) in the SNGAN ResNet
   g_opt_state, d_opt_state   Optax states
   g_ema_params  exponential moving average of the generator params (samples use it)
+  d_ema_params  with `config.d_ema_decay` > 0: the same of the discriminator's params (the
+                evaluator reads the GAN-native heads from it, as a mean teacher is read)
   code_bank     with `infogan.neighbour_queue`: {"embeddings", "log_probs"} of the last
                 real images D saw (SCAN's neighbour pool), filled in order; zeros are empty
   neighbours    with `infogan.neighbour_k` or `ssl.neighbour_k`: int32 N x k, each training
@@ -127,8 +129,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.model.get("dtype", "float32") not in COMPUTE_DTYPES:
     raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}")
   conv.check_backward(config.model.get("conv_backward", "phase"))
-  if not 0.0 <= config.ema_decay < 1.0:
-    raise ValueError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1)")
+  for field in ("ema_decay", "d_ema_decay"):
+    if not 0.0 <= config.get(field, 0.0) < 1.0:
+      raise ValueError(f"config.{field}={config[field]!r} must be in [0, 1)")
   for field in ("gradient_penalty", "r1_gamma"):
     if config.get(field, 0.0) < 0:
       raise ValueError(f"config.{field}={config[field]!r} must be >= 0")
@@ -422,6 +425,7 @@ def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 
       "g_opt_state": gan.g_tx.init(g_vars["params"]),
       "d_opt_state": gan.d_tx.init(d_vars["params"]),
       "g_ema_params": g_vars["params"],
+      **({"d_ema_params": d_vars["params"]} if config.get("d_ema_decay", 0.0) else {}),
       **_code_bank(gan, config, d_vars, images),
       **_neighbour_table(gan, config, num_examples),
   }
@@ -531,6 +535,7 @@ def _keep_if(ok: jax.Array, new, old):
 
 def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                gradient_penalty: float = 0.0, r1_gamma: float = 0.0, ema_decay: float = 0.999,
+               d_ema_decay: float = 0.999,
                rotation_d_weight: float = 0.0,
                rotation_g_weight: float = 0.0, augment_policy: tuple[str, ...] = (),
                contrastive_weight: float = 0.0, contrastive_temperature: float = 0.2,
@@ -555,6 +560,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     gradient_penalty: weight of the WGAN-GP penalty (0 disables it).
     r1_gamma: gamma of the R1 penalty (gamma / 2 x mean ||grad D(real)||^2; 0 disables it).
     ema_decay: decay of the generator EMA; early steps use min(decay, (1+t)/(10+t)).
+    d_ema_decay: decay of the discriminator's EMA, kept when the state has `d_ema_params`
+      (`config.d_ema_decay` > 0), the same way; the evaluator reads its heads from it.
     rotation_d_weight, rotation_g_weight: SS-GAN's self-supervision (Chen et al. 2019):
       the discriminator also predicts which of 4 rotations was applied to each real
       image (weight on its loss), and the generator is rewarded when the rotations of
@@ -843,6 +850,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
   g_params = optax.apply_updates(g_vars["params"], updates)
   decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
   g_ema_params = optax.incremental_update(g_params, state["g_ema_params"], 1.0 - decay)
+  d_ema = {}
+  if "d_ema_params" in state:  # After the skip check of D's updates: a skipped one left d_params as they were.
+    d_decay = jnp.minimum(d_ema_decay, (1.0 + step) / (10.0 + step))
+    d_ema = {"d_ema_params": optax.incremental_update(d_params, state["d_ema_params"], 1.0 - d_decay)}
   if skip_nonfinite:
     g_ok = _all_finite((g_loss, g_grads))
     g_params, batch_stats, g_opt_state, g_ema_params = _keep_if(
@@ -858,6 +869,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       "g_opt_state": g_opt_state,
       "d_opt_state": d_opt_state,
       "g_ema_params": g_ema_params,
+      **d_ema,
       **({"code_bank": bank} if bank else {}),
   }
   metrics = {k: v.sum() if k == "d_skipped" else v.mean() for k, v in d_metrics.items()}
@@ -885,7 +897,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   labelled_key, labelled_batch = seed_keys(config.seed)["labelled"], ssl.batch_size or config.batch_size
   step_fn = functools.partial(train_step, gan=gan, gradient_penalty=config.gradient_penalty,
                               r1_gamma=config.get("r1_gamma", 0.0),
-                              ema_decay=config.ema_decay, rotation_d_weight=rotation_d_weight,
+                              ema_decay=config.ema_decay, d_ema_decay=config.get("d_ema_decay", 0.0),
+                              rotation_d_weight=rotation_d_weight,
                               rotation_g_weight=rotation_g_weight,
                               augment_policy=augment.parse_policy(config.get("augment", "")),
                               contrastive_weight=contrastive_weight,

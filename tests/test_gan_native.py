@@ -212,8 +212,10 @@ def test_labelled_subset_is_stratified_and_seeded():
 @pytest.mark.parametrize("base,row", [("mnist_infogan", "categorical_code"), ("mnist_ssl", "semi_supervised"),
                                       ("mnist_ssl:supervised_only", "semi_supervised")])
 def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
+  # The K+1 GAN keeps an EMA of D: its classifier is read from it, beside the online D's.
   config = tiny_config(base, total_steps=2, **{"evals.representation.probe": False, "evals.representation.n_init": 1},
-                       **({"ssl.labels_per_class": 2} if "ssl" in base else {}))
+                       **({"ssl.labels_per_class": 2} if "ssl" in base else {}),
+                       **({"d_ema_decay": 0.9} if base == "mnist_ssl" else {}))
   training.train_and_evaluate(config, str(tmp_path))
   metrics = workdir_lib.evaluate_workdir(str(tmp_path))
   result = metrics["representations"][row]
@@ -228,6 +230,8 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
   else:
     assert result["classifier"]["num_labels"] == 20
     np.testing.assert_allclose(result["classifier"]["test_error"], 1 - result["classifier"]["test_accuracy"])
+    assert ("classifier_online" in result) == (config.d_ema_decay > 0)
+    assert result.get("classifier_online", {}).get("num_labels", 20) == 20
   assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
 
 
@@ -257,6 +261,7 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     ("infogan.categorical_warmup", -1, r"config.infogan.categorical_warmup=-1 must be >= 0"),
     ("infogan.consistency_start", -1, r"config.infogan.consistency_start=-1 must be >= 0"),
     ("ssl.consistency_start", -1, r"config.ssl.consistency_start=-1 must be >= 0"),
+    ("d_ema_decay", 1.0, r"config.d_ema_decay=1.0 must be in \[0, 1\)"),
 ])
 def test_bad_head_settings_are_named(field, value, message):
   base = "mnist_infogan" if field.startswith("infogan") else "mnist_ssl"
@@ -495,3 +500,26 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
   # The same two image sets move the K+1 GAN's discriminator differently: the check can fail.
   gan_runs = d_params_after_one_step("mnist_ssl")
   assert not all(np.array_equal(a, b) for a, b in zip(*gan_runs))
+
+
+def test_discriminator_ema_follows_the_online_discriminator_by_its_decay():
+  """d_ema_params after each step = decay x itself + (1 - decay) x D's params after the step,
+  with decay min(d_ema_decay, (1 + t) / (10 + t)) at step t, as the generator's EMA; without
+  `d_ema_decay` the state has none."""
+  assert "d_ema_params" not in jax.eval_shape(lambda: training.init_state(training.make_gan(tiny_config()),
+                                                                          tiny_config()))
+  config = tiny_config(d_ema_decay=0.15)
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  expected = jax.device_get(state["discriminator"]["params"])
+  step = jax.jit(functools.partial(training.train_step, gan=gan, d_ema_decay=config.d_ema_decay))
+  real = jax.random.uniform(jax.random.PRNGKey(0), (3, 1, 8, 28, 28, 1), minval=-1, maxval=1)
+  for t in range(3):
+    state, _ = step(state, real[t])
+    decay = min(config.d_ema_decay, (1 + t) / (10 + t))  # 0.1 (the warm-up), then 0.15 (the cap).
+    expected = jax.tree.map(lambda e, d: decay * e + (1 - decay) * d, expected,
+                            jax.device_get(state["discriminator"]["params"]))
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7),
+                 jax.device_get(state["d_ema_params"]), expected)
+  # The EMA is not the online D (else the check above could not fail).
+  assert not np.allclose(state["d_ema_params"]["logits"]["kernel"], state["discriminator"]["params"]["logits"]["kernel"])

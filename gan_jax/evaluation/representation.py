@@ -39,7 +39,7 @@ HEAD_ROWS = ("categorical_code", "semi_supervised")
 # What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
 SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
            ("linear_probe", "test_accuracy"), ("knn", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
-           ("classifier", "test_accuracy"))
+           ("classifier", "test_accuracy"), ("code_online", "acc"), ("classifier_online", "test_accuracy"))
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -175,9 +175,19 @@ class Evaluator:
                         "raw_pixels": self.evaluate_features(self.raw_pixel_features())}
     return self._controls
 
-  def head_rows(self, variables) -> dict[str, dict[str, Any]]:
+  def head_rows(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
     """The GAN-native rows (`HEAD_ROWS`) the discriminator has heads for, scored on the test
-    split (with labels; without them there is nothing to score)."""
+    split (with labels; without them there is nothing to score). With `ema_params` (the
+    state's `d_ema_params`) the heads are read from D's EMA, and each group is also reported
+    for the online `variables` as `<group>_online` ("code_online", "classifier_online")."""
+    if ema_params is None:
+      return self._head_rows(variables)
+    rows = self._head_rows({**variables, "params": ema_params})
+    for row, result in self._head_rows(variables).items():
+      rows[row].update({f"{group}_online": value for group, value in result.items()})
+    return rows
+
+  def _head_rows(self, variables) -> dict[str, dict[str, Any]]:
     rows = {}
     if not self.labelled:
       return rows
@@ -196,15 +206,15 @@ class Evaluator:
                                                 "num_labels": int(self.num_labels)}}
     return rows
 
-  def evaluate(self, variables) -> dict[str, dict[str, Any]]:
+  def evaluate(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
     """Every row, `{row: result}`, for trained discriminator `variables`: its features,
     its heads, and the controls."""
-    return {"gan_discriminator": self.evaluate_features(self.features(variables)), **self.head_rows(variables),
-            **self.controls()}
+    return {"gan_discriminator": self.evaluate_features(self.features(variables)),
+            **self.head_rows(variables, ema_params), **self.controls()}
 
   def run(self, state: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """(name, value) scalars of a train state, e.g. ("eval/gan_discriminator/kmeans_acc", 0.61)."""
-    for row, result in self.evaluate(state["discriminator"]).items():
+    for row, result in self.evaluate(state["discriminator"], state.get("d_ema_params")).items():
       for group, metric in SCALARS:
         if metric in result.get(group, {}):
           yield f"eval/{row}/{'probe' if group == 'linear_probe' else group}_{metric}", result[group][metric]
