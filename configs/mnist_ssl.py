@@ -17,7 +17,7 @@ real image the class a translated view gets with confidence >= 0.95. `labels_per
 images of each class are chosen by `config.seed` and listed in the workdir's
 `labelled_subset.json`; no other label is read. The rest is the default recipe of
 `mnist_dcgan` (DiffAugment on every image D sees, the labelled ones included; SimCLR loss).
-Measured (2-core CPU, 8,000 steps, 3 seeds side by side at 0.65-0.7 steps/s each, about 3 h 20 min):
+Measured (2-core CPU, 8,000 steps, 3 seeds side by side at 0.65-0.7 steps/s each, 3 h 27-31 min each):
 `semi_supervised` test accuracy, scored on the EMA of D (`d_ema_decay=0.999`), 0.974 / 0.975 /
 0.975 for seeds 0 / 1 / 2, mean 0.975 (error 2.5%), within the issue's 3%; the online D
 (`classifier_online`) 0.974 / 0.965 / 0.973, mean 0.971 (error 2.9%). At 5,000 steps the
