@@ -193,6 +193,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
   if config.get("eval_every", 0) < 0:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be >= 0 (0: no evaluation during training)")
+  if not isinstance(config.get("lean_views", False), bool):
+    raise ValueError(f"config.lean_views={config.lean_views!r} must be True or False")
+  if config.get("lean_views", False) and augment.parse_policy(config.get("augment", "")) != ("translation", "cutout"):
+    raise ValueError(f"config.lean_views=True needs config.augment='translation,cutout' (got "
+                     f"{config.get('augment', '')!r}): D's real images are then the translated-and-cut-out view 0")
   if not isinstance(config.get("skip_nonfinite_updates", False), bool):
     raise ValueError(f"config.skip_nonfinite_updates={config.skip_nonfinite_updates!r} must be True or False")
   nan_step = config.get("debug_nan_step", -1)
@@ -548,7 +553,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                class_consistency: tuple[float, float, int] = (0.0, 0.95, 0), class_neighbour_weight: float = 0.0,
                labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
-               debug_nan_step: int = -1,
+               debug_nan_step: int = -1, lean_views: bool = False,
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
@@ -616,6 +621,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       loss and gradient-norm metrics stay non-finite.
     debug_nan_step: for tests only: at this step (-1: never) both losses are multiplied
       by NaN, so their gradients are NaN too, as in a diverged run.
+    lean_views: D's real/fake loss (and R1) judges view 0 of the real batch instead of an
+      augmented copy of its own, and the consistency terms' weak view goes through D forward
+      only (its targets carry no gradient): up to 1 2/3 batches fewer of D's work per
+      update. View 0 is translated and cut out, so `augment_policy` must be that
+      (`validate_config` checks `config.lean_views`). Without views it changes nothing.
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
     d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
@@ -692,7 +702,21 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     rot_key = jax.random.fold_in(key, 4)
     fake, _, codes = generate(g_vars["params"], z_key)
     fake = jax.lax.stop_gradient(fake)
-    judged = {"real": real, "fake": fake}
+    # Views of the real batch, augmented with translation and cutout: two for the contrastive
+    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
+    pair_weight = code_pair_weight if gan.num_categories else 0.0
+    neighbour_weight = code_neighbour[0] if gan.num_categories else 0.0
+    consistency = {}  # The heads with a consistency term: (weight, threshold).
+    if gan.num_categories and code_consistency[0]:
+      consistency["code"] = code_consistency
+    if labelled_batch is not None and class_consistency[0]:
+      consistency["class"] = class_consistency
+    class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
+    in_batch_neighbours = neighbour_weight and neighbour_batch is None  # Pairs view 0 with view 1.
+    views = (2 if contrastive_weight or pair_weight or in_batch_neighbours
+             else 1 if consistency or class_neighbour or neighbour_weight else 0)
+    lean = lean_views and views
+    judged = {"fake": fake} if lean else {"real": real, "fake": fake}
     if labelled_batch is not None:
       judged["labelled"] = labelled_batch[0]
     policies = {"real": augment_policy, "fake": augment_policy,
@@ -703,26 +727,21 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     if rotation_d_weight:
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
-    pair_weight = code_pair_weight if gan.num_categories else 0.0
-    neighbour_weight = code_neighbour[0] if gan.num_categories else 0.0
-    consistency = {}  # The heads with a consistency term: (weight, threshold).
-    if gan.num_categories and code_consistency[0]:
-      consistency["code"] = code_consistency
-    if labelled_batch is not None and class_consistency[0]:
-      consistency["class"] = class_consistency
-    # Views of the real batch, augmented with translation and cutout: two for the contrastive
-    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
-    class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
-    in_batch_neighbours = neighbour_weight and neighbour_batch is None  # Pairs view 0 with view 1.
-    views = (2 if contrastive_weight or pair_weight or in_batch_neighbours
-             else 1 if consistency or class_neighbour or neighbour_weight else 0)
     for i in range(views):
       judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
     if neighbour_batch is not None and (neighbour_weight or class_neighbour):
       judged["neighbour"] = augment.diff_augment(jax.random.fold_in(key, 13), neighbour_batch, ("translation", "cutout"))
+    weak_features = None
     if consistency:  # Their weak view: translated only.
-      judged["weak"] = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
+      weak = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
+      if lean:  # Targets only: no backward pass through D for it.
+        weak_features = jax.lax.stop_gradient(discriminate(d_params, d_stats, weak)[1])
+      else:
+        judged["weak"] = weak
     images, part = _concat(judged)
+    if lean:
+      part["real"] = part["view0"]
+      judged["real"] = judged["view0"]
 
     def loss_fn(d_params):
       extras = {}
@@ -767,7 +786,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         aux["d_class_neighbour_loss"] = class_nn_loss
       for name, (weight, threshold, start) in consistency.items():
         head = features[f"{name}_logits"]
-        con_loss, kept = losses.pseudo_label_loss(head[part["weak"]], head[part["view0"]], threshold)
+        weak_head = head[part["weak"]] if weak_features is None else weak_features[f"{name}_logits"]
+        con_loss, kept = losses.pseudo_label_loss(weak_head, head[part["view0"]], threshold)
         loss += weight * (step >= start) * con_loss
         aux.update({f"d_{name}_consistency_loss": con_loss, f"d_{name}_consistency_kept": kept})
       if labelled_batch is not None:
@@ -919,7 +939,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               feature_matching=bool(ssl.labels_per_class and ssl.feature_matching),
                               batch_sharding=parallel.batch_sharded(mesh),
                               skip_nonfinite=config.get("skip_nonfinite_updates", False),
-                              debug_nan_step=config.get("debug_nan_step", -1))
+                              debug_nan_step=config.get("debug_nan_step", -1),
+                              lean_views=config.get("lean_views", False))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
   neighbour_key = jax.random.fold_in(data_key, 1)  # Which of its k neighbours each image meets.
   _, k, refresh = neighbour_mining(config)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from gan_jax import augment
 from gan_jax import data
 from gan_jax import losses
 from gan_jax import parallel
@@ -523,3 +524,46 @@ def test_discriminator_ema_follows_the_online_discriminator_by_its_decay():
                  jax.device_get(state["d_ema_params"]), expected)
   # The EMA is not the online D (else the check above could not fail).
   assert not np.allclose(state["d_ema_params"]["logits"]["kernel"], state["discriminator"]["params"]["logits"]["kernel"])
+
+
+def test_lean_views_judge_view_0_as_real_and_send_the_weak_view_forward_only():
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  config = tiny_config("mnist_infogan", **{"infogan.neighbour_k": 0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  policy = ("translation", "cutout")
+  step = functools.partial(training.train_step, gan=gan, augment_policy=policy, contrastive_weight=1.0,
+                           code_weights=(1.0, 0.1), code_consistency=(1.0, 0.0, 0))
+  lean_fn, full_fn = (jax.jit(functools.partial(step, lean_views=lean)) for lean in (True, False))
+  _, lean = lean_fn(state, real)
+  _, full = full_fn(state, real)
+
+  # By hand, with train_step's keys for its one discriminator update.
+  key = jax.random.fold_in(state["rng"], state["step"])
+  update_key = jax.random.split(jax.random.split(key)[0], 1)[0]
+
+  def judge(stream, views_policy):
+    x = augment.diff_augment(jax.random.fold_in(update_key, stream), real[0], views_policy)
+    return gan.discriminator.apply(state["discriminator"], x)
+
+  view0_logits, view0 = judge(10, policy)
+  own_logits, _ = judge(2, policy)
+  _, weak = judge(12, ("translation",))
+  # The real/fake loss sees view 0 with lean views, its own augmented copy without.
+  np.testing.assert_allclose(lean["d_real"], view0_logits.mean(), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(full["d_real"], own_logits.mean(), rtol=1e-4, atol=1e-5)
+  assert abs(float(lean["d_real"]) - float(full["d_real"])) > 1e-6
+  # The weak view sets the same targets either way (threshold 0: every image is taught).
+  consistency, _ = losses.pseudo_label_loss(weak["code_logits"], view0["code_logits"], 0.0)
+  for metrics in (lean, full):
+    np.testing.assert_allclose(metrics["d_code_consistency_loss"], consistency, rtol=1e-4, atol=1e-5)
+  # Two of the five batches through D no longer pay for a backward pass, one not even a forward one.
+  flops = [float(fn.lower(state, real).cost_analysis()["flops"]) for fn in (lean_fn, full_fn)]
+  assert flops[0] < 0.85 * flops[1]
+
+
+def test_lean_views_need_the_views_augmentation():
+  config = tiny_config("mnist_infogan", lean_views=True, augment="translation")
+  with pytest.raises(ValueError, match=r"config.lean_views=True needs config.augment='translation,cutout' "
+                                       r"\(got 'translation'\)"):
+    training.validate_config(config)
