@@ -193,13 +193,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.contrastive.{field}={value!r} must be {'>= 0' if field == 'weight' else 'positive'}")
   if config.get("eval_every", 0) < 0:
     raise ValueError(f"config.eval_every={config.eval_every!r} must be >= 0 (0: no evaluation during training)")
-  if not isinstance(config.get("lean_views", False), bool):
-    raise ValueError(f"config.lean_views={config.lean_views!r} must be True or False")
+  for field in ("lean_views", "skip_nonfinite_updates"):
+    if not isinstance(config.get(field, False), bool):
+      raise ValueError(f"config.{field}={config[field]!r} must be True or False")
   if config.get("lean_views", False) and augment.parse_policy(config.get("augment", "")) != ("translation", "cutout"):
     raise ValueError(f"config.lean_views=True needs config.augment='translation,cutout' (got "
                      f"{config.get('augment', '')!r}): D's real images are then the translated-and-cut-out view 0")
-  if not isinstance(config.get("skip_nonfinite_updates", False), bool):
-    raise ValueError(f"config.skip_nonfinite_updates={config.skip_nonfinite_updates!r} must be True or False")
   nan_step = config.get("debug_nan_step", -1)
   if isinstance(nan_step, bool) or not isinstance(nan_step, int) or nan_step < -1:
     raise ValueError(f"config.debug_nan_step={nan_step!r} must be -1 (off) or a step >= 0")
@@ -702,8 +701,6 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     rot_key = jax.random.fold_in(key, 4)
     fake, _, codes = generate(g_vars["params"], z_key)
     fake = jax.lax.stop_gradient(fake)
-    # Views of the real batch, augmented with translation and cutout: two for the contrastive
-    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
     pair_weight = code_pair_weight if gan.num_categories else 0.0
     neighbour_weight = code_neighbour[0] if gan.num_categories else 0.0
     consistency = {}  # The heads with a consistency term: (weight, threshold).
@@ -713,6 +710,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       consistency["class"] = class_consistency
     class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
     in_batch_neighbours = neighbour_weight and neighbour_batch is None  # Pairs view 0 with view 1.
+    # Views of the real batch, augmented with translation and cutout: two for the contrastive
+    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
     views = (2 if contrastive_weight or pair_weight or in_batch_neighbours
              else 1 if consistency or class_neighbour or neighbour_weight else 0)
     lean = lean_views and views
