@@ -196,9 +196,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for field in ("lean_views", "skip_nonfinite_updates"):
     if not isinstance(config.get(field, False), bool):
       raise ValueError(f"config.{field}={config[field]!r} must be True or False")
-  if config.get("lean_views", False) and augment.parse_policy(config.get("augment", "")) != ("translation", "cutout"):
-    raise ValueError(f"config.lean_views=True needs config.augment='translation,cutout' (got "
-                     f"{config.get('augment', '')!r}): D's real images are then the translated-and-cut-out view 0")
+  views = views_policy(config)
+  if config.get("lean_views", False) and augment.parse_policy(config.get("augment", "")) != views:
+    raise ValueError(f"config.lean_views=True needs config.augment={config.get('views_augment', VIEWS_AUGMENT)!r}, "
+                     f"as config.views_augment (got {config.get('augment', '')!r}): D's real images are then view 0")
   nan_step = config.get("debug_nan_step", -1)
   if isinstance(nan_step, bool) or not isinstance(nan_step, int) or nan_step < -1:
     raise ValueError(f"config.debug_nan_step={nan_step!r} must be -1 (off) or a step >= 0")
@@ -396,6 +397,17 @@ def ssl_settings(config: ml_collections.ConfigDict) -> SSLSettings:
   return _settings(config, "ssl", SSLSettings)
 
 
+# The views' transformations in configs that predate `config.views_augment`.
+VIEWS_AUGMENT = "translation,cutout"
+
+
+def views_policy(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The transformations (`augment.POLICIES`) of the real images' views that the contrastive,
+  neighbour and consistency terms compare; ValueError naming `config.views_augment` on an
+  unknown one."""
+  return augment.parse_policy(config.get("views_augment", VIEWS_AUGMENT), "views_augment")
+
+
 def labelled_augment_policy(config: ml_collections.ConfigDict) -> tuple[str, ...] | None:
   """The labelled images' DiffAugment policy (None: `config.augment`'s, set by "same");
   ValueError naming `config.ssl.labelled_augment` on an unknown transformation."""
@@ -553,6 +565,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1, lean_views: bool = False,
+               views_policy: tuple[str, ...] = ("translation", "cutout"),
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 
@@ -623,8 +636,11 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     lean_views: D's real/fake loss (and R1) judges view 0 of the real batch instead of an
       augmented copy of its own, and the consistency terms' weak view goes through D forward
       only (its targets carry no gradient): up to 1 2/3 batches fewer of D's work per
-      update. View 0 is translated and cut out, so `augment_policy` must be that
+      update. View 0 is made by `views_policy`, so `augment_policy` must be the same
       (`validate_config` checks `config.lean_views`). Without views it changes nothing.
+    views_policy: the transformations (`augment.POLICIES`) of the real images' views and
+      of the mined neighbours, which the contrastive, paired, neighbour and consistency
+      terms compare (the consistency terms' weak view is translated only).
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_real, d_fake (mean logits),
     d_grad_norm, g_grad_norm, d_param_norm, g_param_norm (global L2 norms), gp when
@@ -710,8 +726,8 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       consistency["class"] = class_consistency
     class_neighbour = class_neighbour_weight if labelled_batch is not None and neighbour_batch is not None else 0.0
     in_batch_neighbours = neighbour_weight and neighbour_batch is None  # Pairs view 0 with view 1.
-    # Views of the real batch, augmented with translation and cutout: two for the contrastive
-    # paired and neighbour terms; view0 is also the strong view of the consistency terms.
+    # Views of the real batch, augmented by `views_policy`: two for the contrastive, paired
+    # and neighbour terms; view0 is also the strong view of the consistency terms.
     views = (2 if contrastive_weight or pair_weight or in_batch_neighbours
              else 1 if consistency or class_neighbour or neighbour_weight else 0)
     lean = lean_views and views
@@ -727,9 +743,9 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       turns = jax.random.randint(rot_key, (batch_size,), 0, 4)
       judged["rotated"] = losses.rotate90(real, turns)
     for i in range(views):
-      judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, ("translation", "cutout"))
+      judged[f"view{i}"] = augment.diff_augment(jax.random.fold_in(key, 10 + i), real, views_policy)
     if neighbour_batch is not None and (neighbour_weight or class_neighbour):
-      judged["neighbour"] = augment.diff_augment(jax.random.fold_in(key, 13), neighbour_batch, ("translation", "cutout"))
+      judged["neighbour"] = augment.diff_augment(jax.random.fold_in(key, 13), neighbour_batch, views_policy)
     weak_features = None
     if consistency:  # Their weak view: translated only.
       weak = augment.diff_augment(jax.random.fold_in(key, 12), real, ("translation",))
@@ -939,7 +955,8 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                               batch_sharding=parallel.batch_sharded(mesh),
                               skip_nonfinite=config.get("skip_nonfinite_updates", False),
                               debug_nan_step=config.get("debug_nan_step", -1),
-                              lean_views=config.get("lean_views", False))
+                              lean_views=config.get("lean_views", False),
+                              views_policy=views_policy(config))
   batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
   neighbour_key = jax.random.fold_in(data_key, 1)  # Which of its k neighbours each image meets.
   _, k, refresh = neighbour_mining(config)

@@ -34,10 +34,34 @@ def test_cutout_zeroes_one_square_of_half_the_size_clipped_at_the_border():
   assert any(len(np.nonzero(image[..., 0] == 0)[0]) == 16 for image in out)  # Some fall wholly inside.
 
 
+def test_affine_matches_scipy_with_the_same_draws():
+  from scipy import ndimage
+  x = jax.random.uniform(jax.random.PRNGKey(0), (6, 12, 10, 2))
+  key = jax.random.PRNGKey(3)
+  out = np.asarray(augment.affine(key, x))
+  # The transformation's own draws, by hand, and scipy's warp with their inverse matrix.
+  kr, ks, kh = jax.random.split(key, 3)
+  angles = np.deg2rad(np.asarray(jax.random.uniform(kr, (6,), minval=-20.0, maxval=20.0)))
+  scales = np.asarray(jax.random.uniform(ks, (6,), minval=0.9, maxval=1.1))
+  shears = np.asarray(jax.random.uniform(kh, (6,), minval=-0.2, maxval=0.2))
+  centre = np.array([5.5, 4.5])
+  for image, result, angle, scale, shear in zip(np.asarray(x), out, angles, scales, shears):
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    forward = scale * rotation @ np.array([[1.0, shear], [0.0, 1.0]])
+    inverse = np.linalg.inv(forward)
+    for c in range(2):
+      expected = ndimage.affine_transform(image[..., c], inverse, offset=centre - inverse @ centre, order=1,
+                                          mode="nearest")
+      np.testing.assert_allclose(result[..., c], expected, atol=1e-5)
+  assert len({round(float(a), 3) for a in angles}) == 6  # Independent per image.
+  identity = augment.affine(key, x, max_degrees=0.0, max_scale=0.0, max_shear=0.0)
+  np.testing.assert_allclose(identity, x, atol=1e-6)
+
+
 def test_policy_names_are_checked():
   assert augment.parse_policy(" translation,cutout ") == ("translation", "cutout")
   assert augment.parse_policy("") == ()
-  with pytest.raises(ValueError, match=r"config.augment='color'.*allowed: translation, cutout"):
+  with pytest.raises(ValueError, match=r"config.augment='color'.*allowed: translation, cutout, affine"):
     augment.parse_policy("color")
 
 

@@ -564,6 +564,34 @@ def test_lean_views_judge_view_0_as_real_and_send_the_weak_view_forward_only():
 
 def test_lean_views_need_the_views_augmentation():
   config = tiny_config("mnist_infogan", lean_views=True, augment="translation")
-  with pytest.raises(ValueError, match=r"config.lean_views=True needs config.augment='translation,cutout' "
-                                       r"\(got 'translation'\)"):
+  with pytest.raises(ValueError, match=r"config.lean_views=True needs config.augment='translation,cutout', as "
+                                       r"config.views_augment \(got 'translation'\)"):
     training.validate_config(config)
+  # Views bent by `affine` must not become the real images of the real/fake loss.
+  config = tiny_config("mnist_infogan", lean_views=True, views_augment="affine,translation,cutout")
+  with pytest.raises(ValueError, match=r"needs config.augment='affine,translation,cutout', as config.views_augment"):
+    training.validate_config(config)
+  with pytest.raises(ValueError, match=r"config.views_augment='rotate': 'rotate' is not known; allowed: "
+                                       r"translation, cutout, affine"):
+    training.validate_config(tiny_config("mnist_infogan", views_augment="rotate"))
+
+
+def test_views_are_made_by_the_views_policy():
+  real = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  config = tiny_config("mnist_infogan", **{"infogan.neighbour_k": 0})
+  gan = training.make_gan(config)
+  state = jax.jit(lambda: training.init_state(gan, config))()
+  views = ("affine", "translation", "cutout")
+  _, metrics = jax.jit(functools.partial(training.train_step, gan=gan, augment_policy=("translation", "cutout"),
+                                         contrastive_weight=1.0, code_weights=(1.0, 0.1), views_policy=views))(
+                                             state, real)
+  key = jax.random.fold_in(state["rng"], state["step"])
+  update_key = jax.random.split(jax.random.split(key)[0], 1)[0]
+  projections = {}
+  for policy in (views, ("translation", "cutout")):
+    pair = [augment.diff_augment(jax.random.fold_in(update_key, 10 + i), real[0], policy) for i in (0, 1)]
+    projections[policy] = [gan.discriminator.apply(state["discriminator"], x)[1]["projection"] for x in pair]
+  loss, _ = losses.nt_xent(*projections[views], 0.2)
+  np.testing.assert_allclose(metrics["d_contrastive_loss"], loss, rtol=1e-4, atol=1e-5)
+  other, _ = losses.nt_xent(*projections[("translation", "cutout")], 0.2)
+  assert abs(float(other) - float(loss)) > 1e-4  # The check above can tell the policies apart.
