@@ -75,8 +75,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # A SimCLR loss on two augmented views of each real image, through a projection head on D.
   config.contrastive = ml_collections.ConfigDict(dict(weight=1.0, temperature=0.2, projection_dim=128))
   # Transformations of the real images' views that the contrastive term (and InfoGAN's and
-  # the K+1 classifier's neighbour and consistency terms) compare: `augment.POLICIES`. They
-  # never reach the real/fake loss, so they may change what a GAN must not learn to draw.
+  # the K+1 classifier's neighbour and consistency terms) compare: `augment.POLICIES`. Unless
+  # `lean_views`, they never reach the real/fake loss, so they may bend what G must not draw.
   config.views_augment = "translation,cutout"
   config.n_dis = 1
   config.batch_size = 64
