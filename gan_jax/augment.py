@@ -20,9 +20,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-POLICIES = ("translation", "cutout", "affine")
-
-
 def parse_policy(policy: str, field: str = "augment") -> tuple[str, ...]:
   """The names in a comma-separated `policy` ('' = none); ValueError naming `config.<field>`
   on an unknown one."""
@@ -80,8 +77,12 @@ def affine(key: jax.Array, x_BxHxWxC: jax.Array, max_degrees: float = 20.0, max_
   return jax.vmap(warp)(x_BxHxWxC, source).astype(x_BxHxWxC.dtype)
 
 
+TRANSFORMS = {"translation": translation, "cutout": cutout, "affine": affine}
+POLICIES = tuple(TRANSFORMS)  # The names a policy may hold.
+
+
 def diff_augment(key: jax.Array, x_BxHxWxC: jax.Array, policy: tuple[str, ...]) -> jax.Array:
   """`x` with each transformation of `policy` applied, independently per image."""
   for name, k in zip(policy, jax.random.split(key, max(len(policy), 1))):
-    x_BxHxWxC = {"translation": translation, "cutout": cutout, "affine": affine}[name](k, x_BxHxWxC)
+    x_BxHxWxC = TRANSFORMS[name](k, x_BxHxWxC)
   return x_BxHxWxC

@@ -565,7 +565,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                labelled_augment_policy: tuple[str, ...] | None = None, feature_matching: bool = False,
                batch_sharding: jax.sharding.Sharding | None = None, skip_nonfinite: bool = False,
                debug_nan_step: int = -1, lean_views: bool = False,
-               views_policy: tuple[str, ...] = tuple(VIEWS_AUGMENT.split(",")),
+               views_policy: tuple[str, ...] = augment.parse_policy(VIEWS_AUGMENT),
                ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
   """One GAN update: a discriminator update per real batch, then a generator update.
 

@@ -526,6 +526,12 @@ def test_discriminator_ema_follows_the_online_discriminator_by_its_decay():
   assert not np.allclose(state["d_ema_params"]["logits"]["kernel"], state["discriminator"]["params"]["logits"]["kernel"])
 
 
+def first_update_key(state):
+  """The key of train_step's first discriminator update, from which its augmentation streams fold."""
+  key = jax.random.fold_in(state["rng"], state["step"])
+  return jax.random.split(jax.random.split(key)[0], 1)[0]
+
+
 def test_lean_views_judge_view_0_as_real_and_send_the_weak_view_forward_only():
   real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
   config = tiny_config("mnist_infogan", **{"infogan.neighbour_k": 0})
@@ -539,8 +545,7 @@ def test_lean_views_judge_view_0_as_real_and_send_the_weak_view_forward_only():
   _, full = full_fn(state, real)
 
   # By hand, with train_step's keys for its one discriminator update.
-  key = jax.random.fold_in(state["rng"], state["step"])
-  update_key = jax.random.split(jax.random.split(key)[0], 1)[0]
+  update_key = first_update_key(state)
 
   def judge(stream, views_policy):
     x = augment.diff_augment(jax.random.fold_in(update_key, stream), real[0], views_policy)
@@ -585,8 +590,7 @@ def test_views_are_made_by_the_views_policy():
   _, metrics = jax.jit(functools.partial(training.train_step, gan=gan, augment_policy=("translation", "cutout"),
                                          contrastive_weight=1.0, code_weights=(1.0, 0.1), views_policy=views))(
                                              state, real)
-  key = jax.random.fold_in(state["rng"], state["step"])
-  update_key = jax.random.split(jax.random.split(key)[0], 1)[0]
+  update_key = first_update_key(state)
   projections = {}
   for policy in (views, ("translation", "cutout")):
     pair = [augment.diff_augment(jax.random.fold_in(update_key, 10 + i), real[0], policy) for i in (0, 1)]
