@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gan_jax  # noqa: E402
 from gan_jax import data, training  # noqa: E402
-from gan_jax.evaluation import features as features_lib, metrics  # noqa: E402
+from gan_jax.evaluation import features as features_lib, metrics, representation  # noqa: E402
 
 
 def diagnose(workdir: str, num_fakes: int = 2000, seed: int = 0) -> dict:
@@ -52,6 +52,10 @@ def diagnose(workdir: str, num_fakes: int = 2000, seed: int = 0) -> dict:
   codes = np.asarray(codes)
   digits = reader.predict(scaler.transform(gan_jax.extract_features(run, fakes)))
   q = lambda images: features_lib.head_predictions(run.gan.discriminator, run.discriminator, images, "code_logits")
+  if run.gan.discriminator.code_heads > 1:  # The head eval.py reads.
+    head, _ = representation.choose_code_head(run.gan.discriminator, run.discriminator, train.images)
+    q = lambda images: features_lib.head_predictions(run.gan.discriminator, run.discriminator, images,
+                                                     "code_logits_heads")[:, head]
   q_real = q(test.images)
   code_to_digit = np.array([np.bincount(digits[codes == c], minlength=10).argmax() if np.any(codes == c) else -1
                             for c in range(run.gan.num_categories)])

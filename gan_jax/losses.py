@@ -165,6 +165,15 @@ def neighbour_agreement_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Ar
   return _disagreement(jax.nn.log_softmax(logits_BxK), candidates[neighbour]), neighbour
 
 
+def over_heads(loss_fn, *logits):
+  """`loss_fn` of `B x K` logits on each head of `B x H x K` logits (axis 1), its outputs
+  (an array or a tuple of them) averaged over the heads; `B x K` logits go straight to it.
+  The heads of a multi-head clustering (SCAN, IIC) each take the loss, and it is their mean."""
+  if logits[0].ndim == 2:
+    return loss_fn(*logits)
+  return jax.tree.map(lambda v: v.mean(0), jax.vmap(loss_fn, in_axes=1)(*logits))
+
+
 def neighbour_consistency_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array) -> jax.Array:
   """SCAN's consistency term for given pairs (Van Gansbeke et al. 2020): row i of
   `neighbour_logits` is Q's prediction on a neighbour of image i (mined beforehand);

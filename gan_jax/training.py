@@ -166,6 +166,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.infogan.noise_std={code.noise_std!r} must be positive")
   if (code.categories or code.continuous) and code.hidden <= 0:
     raise ValueError(f"config.infogan.hidden={code.hidden!r} must be positive")
+  if code.heads < 1:
+    raise ValueError(f"config.infogan.heads={code.heads!r} must be >= 1")
+  if code.heads > 1 and not code.categories:
+    raise ValueError(f"config.infogan.heads={code.heads!r} needs config.infogan.categories >= 2 (the heads cluster "
+                     "by the categorical code)")
+  if code.heads > 1 and code.neighbour_queue:
+    raise ValueError(f"config.infogan.heads={code.heads!r} and config.infogan.neighbour_queue="
+                     f"{code.neighbour_queue!r}: the queue keeps one head's predictions; set heads=1 or neighbour_queue=0")
   ssl = ssl_settings(config)
   if ssl.labels_per_class < 0:
     raise ValueError(f"config.ssl.labels_per_class={ssl.labels_per_class!r} must be >= 0 (0: no semi-supervision)")
@@ -252,7 +260,7 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
                                        projection_dim=projection_dim if contrastive_weight else 0,
                                        code_categories=code.categories,
                                        code_continuous=code.continuous + (m.latent_dim if code.noise_weight else 0),
-                                       code_hidden=code.hidden, code_input=code.q_input,
+                                       code_hidden=code.hidden, code_input=code.q_input, code_heads=code.heads,
                                        num_classes=ssl.num_classes if ssl.labels_per_class else 0,
                                        conv_backward=conv_backward, dtype=dtype)
   return GAN(generator, discriminator,
@@ -285,6 +293,13 @@ class CodeSettings(NamedTuple):
   continuous_weight: float = 0.1   # lambda of the continuous codes' term.
   hidden: int = 128              # Width of the Q head's hidden layer.
   q_input: str = "pre_logits"    # What Q reads from D: `models.heads.CODE_INPUTS`.
+  # Q heads over the categorical code (SCAN's and IIC's several heads): each learns every
+  # categorical term (the generator's code, and the real-image terms below), from its own
+  # initialisation, and the loss is their mean; evaluation reads the head with the lowest
+  # SCAN loss on the training split (`evaluation.representation.select_code_head`), chosen
+  # without labels. Clusterings settle by seed; several heads are several draws at the
+  # cost of one discriminator.
+  heads: int = 1
   # Standard deviation of the generator's noise beside the codes. Below 1 it leaves the
   # categorical code to carry the data's discrete modes (ClusterGAN, Mukherjee et al. 2019).
   noise_std: float = 1.0
@@ -549,6 +564,16 @@ def _keep_if(ok: jax.Array, new, old):
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
+def code_logits(features: dict[str, jax.Array]) -> jax.Array:
+  """Q's categorical logits: `B x H x K` with several heads (`infogan.heads`), else `B x K`."""
+  return features.get("code_logits_heads", features["code_logits"])
+
+
+def head_logits(features: dict[str, jax.Array], name: str) -> jax.Array:
+  """The logits of head `name` ("code": all of Q's heads, as `code_logits`; "class")."""
+  return code_logits(features) if name == "code" else features[f"{name}_logits"]
+
+
 def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
                gradient_penalty: float = 0.0, r1_gamma: float = 0.0, ema_decay: float = 0.999,
                d_ema_decay: float = 0.999,
@@ -680,7 +705,7 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
     """InfoGAN's terms on the fakes' Q outputs: (weighted sum, metrics)."""
     total, aux = 0.0, {}
     if categorical_weight:
-      loss, acc = losses.classification_loss(features["code_logits"][fakes], codes[0])
+      loss, acc = losses.over_heads(lambda l: losses.classification_loss(l, codes[0]), code_logits(features)[fakes])
       total += categorical_weight * categorical_ramp * loss
       aux.update({f"{prefix}_code_loss": loss, **({"d_code_acc": acc} if prefix == "d" else {})})
     # Q's continuous outputs: the continuous codes, then (with the noise term) the noise.
@@ -771,27 +796,30 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
       loss += code_loss
       aux.update(code_aux)
       if code_real_weight and gan.num_categories:
-        mi_loss, conditional, marginal = losses.mutual_information_loss(features["code_logits"][part["real"]])
+        mi_loss, conditional, marginal = losses.over_heads(losses.mutual_information_loss,
+                                                           code_logits(features)[part["real"]])
         loss += code_real_weight * mi_loss
         aux.update(d_code_real_entropy=conditional, d_code_real_marginal_entropy=marginal)
       if pair_weight:
-        pair_mi = -losses.paired_mutual_information_loss(features["code_logits"][part["view0"]],
-                                                         features["code_logits"][part["view1"]])
+        pair_mi = -losses.over_heads(losses.paired_mutual_information_loss,
+                                     code_logits(features)[part["view0"]], code_logits(features)[part["view1"]])
         loss -= pair_weight * pair_mi
         aux["d_code_pair_mi"] = pair_mi
       if neighbour_weight:
         embeddings = pairing_embedding(features)[part["view0"]]
-        code_logits = features["code_logits"]
+        q_heads = code_logits(features)
         if "neighbour" in part:
-          nn_loss = losses.neighbour_consistency_loss(code_logits[part["view0"]], code_logits[part["neighbour"]])
+          nn_loss = losses.over_heads(losses.neighbour_consistency_loss, q_heads[part["view0"]],
+                                      q_heads[part["neighbour"]])
         else:
-          nn_loss, _ = losses.neighbour_agreement_loss(
-              code_logits[part["view0"]], code_logits[part["view1"]], embeddings,
-              (bank["embeddings"], bank["log_probs"]) if bank else None)
+          nn_loss, _ = losses.over_heads(
+              lambda l0, l1: losses.neighbour_agreement_loss(
+                  l0, l1, embeddings, (bank["embeddings"], bank["log_probs"]) if bank else None),
+              q_heads[part["view0"]], q_heads[part["view1"]])
         if bank:  # This batch's entries for the queue.
           extras.update(embeddings=embeddings / jnp.linalg.norm(embeddings, axis=1, keepdims=True).clip(1e-6),
-                        log_probs=jax.nn.log_softmax(code_logits[part["view0"]]))
-        _, _, marginal = losses.mutual_information_loss(code_logits[part["view0"]])
+                        log_probs=jax.nn.log_softmax(q_heads[part["view0"]]))  # One head: checked.
+        _, _, marginal = losses.over_heads(losses.mutual_information_loss, q_heads[part["view0"]])
         loss += neighbour_weight * (nn_loss - code_neighbour[1] * marginal)
         aux.update(d_code_neighbour_loss=nn_loss, d_code_neighbour_marginal_entropy=marginal)
       if class_neighbour:
@@ -800,9 +828,10 @@ def train_step(state: dict[str, Any], real_DxBxHxWxC: jax.Array, *, gan: GAN,
         loss += class_neighbour * class_nn_loss
         aux["d_class_neighbour_loss"] = class_nn_loss
       for name, (weight, threshold, start) in consistency.items():
-        head = features[f"{name}_logits"]
-        weak_head = head[part["weak"]] if weak_features is None else weak_features[f"{name}_logits"]
-        con_loss, kept = losses.pseudo_label_loss(weak_head, head[part["view0"]], threshold)
+        head = head_logits(features, name)
+        weak_head = head[part["weak"]] if weak_features is None else head_logits(weak_features, name)
+        con_loss, kept = losses.over_heads(lambda weak, strong: losses.pseudo_label_loss(weak, strong, threshold),
+                                           weak_head, head[part["view0"]])
         loss += weight * (step >= start) * con_loss
         aux.update({f"d_{name}_consistency_loss": con_loss, f"d_{name}_consistency_kept": kept})
       if labelled_batch is not None:

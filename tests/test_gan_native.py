@@ -16,6 +16,7 @@ from gan_jax import data
 from gan_jax import losses
 from gan_jax import parallel
 from gan_jax import training
+from gan_jax.evaluation import representation
 from gan_jax.evaluation import workdir as workdir_lib
 from gan_jax.models import dcgan
 
@@ -210,12 +211,14 @@ def test_labelled_subset_is_stratified_and_seeded():
     data.labelled_subset(labels, 6, 0, 3)
 
 
-@pytest.mark.parametrize("base,row", [("mnist_infogan", "categorical_code"), ("mnist_ssl", "semi_supervised"),
-                                      ("mnist_ssl:supervised_only", "semi_supervised")])
-def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
+@pytest.mark.parametrize("base,row,heads", [("mnist_infogan", "categorical_code", 1),
+                                            ("mnist_infogan", "categorical_code", 3),
+                                            ("mnist_ssl", "semi_supervised", 1),
+                                            ("mnist_ssl:supervised_only", "semi_supervised", 1)])
+def test_config_trains_and_eval_reports_its_row(base, row, heads, tmp_path):
   # The K+1 GAN keeps an EMA of D: its classifier is read from it, beside the online D's.
   config = tiny_config(base, total_steps=2, **{"evals.representation.probe": False, "evals.representation.n_init": 1},
-                       **({"ssl.labels_per_class": 2} if "ssl" in base else {}),
+                       **({"ssl.labels_per_class": 2} if "ssl" in base else {"infogan.heads": heads}),
                        **({"d_ema_decay": 0.9} if base == "mnist_ssl" else {}))
   training.train_and_evaluate(config, str(tmp_path))
   metrics = workdir_lib.evaluate_workdir(str(tmp_path))
@@ -228,6 +231,13 @@ def test_config_trains_and_eval_reports_its_row(base, row, tmp_path):
     diagnosis = infogan_diagnosis.diagnose(str(tmp_path), num_fakes=100)
     assert diagnosis["q_on_real"]["acc"] == result["code"]["acc"]  # The same Q on the same digits as eval.py.
     assert np.sum(diagnosis["contingency"]) == 100 and len(diagnosis["code_to_digit"]) == config.infogan.categories
+    if heads > 1:  # The clusters are the chosen head's, whose figures are reported beside the others'.
+      code = result["code"]
+      assert code["heads"] == heads and len(code["head_losses"]) == heads and 0 <= code["head"] < heads
+      assert code["head_losses"][code["head"]] == min(code["head_losses"])
+      assert code["acc"] == code["head_accs"][code["head"]]
+    else:
+      assert "head" not in result["code"]
   else:
     assert result["classifier"]["num_labels"] == 20
     np.testing.assert_allclose(result["classifier"]["test_error"], 1 - result["classifier"]["test_accuracy"])
@@ -287,6 +297,86 @@ def test_mined_neighbours_need_a_training_set_larger_than_k():
   with pytest.raises(ValueError, match=r"config.infogan.neighbour_k=5 needs a training set of more than 5 images "
                                        r"\(given: 5; init_state's num_examples\)"):
     jax.eval_shape(lambda: training.init_state(gan, config, num_examples=5))
+
+
+def test_several_q_heads_need_a_categorical_code_and_no_queue():
+  with pytest.raises(ValueError, match=r"config.infogan.heads=0 must be >= 1"):
+    training.validate_config(tiny_config("mnist_infogan", **{"infogan.heads": 0}))
+  with pytest.raises(ValueError, match=r"config.infogan.heads=2 needs config.infogan.categories >= 2"):
+    training.validate_config(tiny_config("mnist_dcgan", **{"infogan.heads": 2, "infogan.continuous": 2}))
+  with pytest.raises(ValueError, match=r"config.infogan.heads=2 and config.infogan.neighbour_queue=16: the queue"):
+    training.validate_config(tiny_config("mnist_infogan", **{"infogan.heads": 2, "infogan.neighbour_k": 0,
+                                                             "infogan.neighbour_queue": 16}))
+
+
+def test_q_heads_each_have_their_own_layers_and_the_first_is_code_logits():
+  x = jnp.zeros((2, 28, 28, 1))
+  one = dcgan.Discriminator(image_size=28, base_features=8, stride1_convs=False, code_categories=5, code_continuous=2)
+  three = one.clone(code_heads=3)
+  v1, v3 = one.init(jax.random.PRNGKey(0), x), three.init(jax.random.PRNGKey(0), x)
+  assert not {k for k in v1["params"] if k.startswith("code_")} - {"code_hidden"}  # Names as before heads existed.
+  assert {"code_hidden_1", "code_1", "code_hidden_2", "code_2"} <= set(v3["params"])
+  assert v3["params"]["code_2"]["kernel"].shape == (three.code_hidden, 5)  # Categorical outputs only.
+  _, features = three.apply(v3, jax.random.normal(jax.random.PRNGKey(1), (2, 28, 28, 1)))
+  heads = features["code_logits_heads"]
+  assert heads.shape == (2, 3, 5)
+  np.testing.assert_array_equal(heads[:, 0], features["code_logits"])
+  assert not np.allclose(heads[:, 1], heads[:, 2])  # Initialised apart.
+  assert "code_logits_heads" not in one.apply(v1, x)[1]
+
+
+def test_over_heads_is_the_mean_of_each_heads_loss():
+  logits = jax.random.normal(jax.random.PRNGKey(0), (6, 3, 4))
+  per_head = [losses.mutual_information_loss(logits[:, h]) for h in range(3)]
+  for got, want in zip(losses.over_heads(losses.mutual_information_loss, logits), zip(*per_head)):
+    np.testing.assert_allclose(got, np.mean(want), rtol=1e-6)
+  other = jax.random.normal(jax.random.PRNGKey(1), (6, 3, 4))
+  np.testing.assert_allclose(losses.over_heads(losses.neighbour_consistency_loss, logits, other),
+                             np.mean([losses.neighbour_consistency_loss(logits[:, h], other[:, h]) for h in range(3)]),
+                             rtol=1e-6)
+  assert losses.over_heads(losses.neighbour_consistency_loss, logits[:, 0], other[:, 0]) == \
+      losses.neighbour_consistency_loss(logits[:, 0], other[:, 0])
+
+
+def test_two_identical_q_heads_train_as_one():
+  # Every categorical term is the mean over heads, so a copy of head 0 changes no loss.
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  overrides = {"infogan.neighbour_k": 0, "infogan.real_weight": 1.0, "infogan.pair_weight": 1.0}
+  step = lambda gan: jax.jit(lambda s, r: training.train_step(
+      s, r, gan=gan, code_weights=(1.0, 0.1), code_real_weight=1.0, code_pair_weight=1.0, code_neighbour=(1.0, 5.0),
+      code_consistency=(1.0, 0.0, 0), contrastive_weight=1.0))
+  one_config, two_config = tiny_config("mnist_infogan", **overrides), tiny_config("mnist_infogan", **overrides,
+                                                                                  **{"infogan.heads": 2})
+  one, two = training.make_gan(one_config), training.make_gan(two_config)
+  state = jax.jit(lambda: training.init_state(one, one_config))()
+  params = dict(state["discriminator"]["params"])
+  k = one_config.infogan.categories
+  params["code_hidden_1"] = params["code_hidden"]
+  params["code_1"] = {"kernel": params["code"]["kernel"][:, :k], "bias": params["code"]["bias"][:k]}
+  two_state = {**state, "discriminator": {**state["discriminator"], "params": params},
+               "d_opt_state": two.d_tx.init(params)}
+  _, m1 = step(one)(state, real)
+  _, m2 = step(two)(two_state, real)
+  for name in ("d_loss", "g_loss", "d_code_loss", "d_code_real_entropy", "d_code_pair_mi", "d_code_neighbour_loss",
+               "d_code_consistency_loss"):
+    np.testing.assert_allclose(m2[name], m1[name], rtol=2e-5, atol=1e-6, err_msg=name)
+  # And an unlike second head moves the loss.
+  params["code_1"] = {**params["code_1"], "bias": jax.random.normal(jax.random.PRNGKey(2), (k,))}
+  _, m3 = step(two)({**two_state, "discriminator": {**state["discriminator"], "params": params}}, real)
+  assert abs(float(m3["d_code_loss"]) - float(m1["d_code_loss"])) > 1e-3
+
+
+def test_select_code_head_picks_the_head_neighbours_agree_on():
+  rng = np.random.default_rng(0)
+  groups = np.repeat(np.arange(3), 30)
+  embeddings = np.eye(3)[groups] + 0.05 * rng.normal(size=(90, 3))  # Three tight clusters.
+  right = 20.0 * np.eye(3)[groups]  # Confident, and the neighbours' cluster.
+  noisy = 20.0 * np.eye(3)[rng.integers(0, 3, 90)]  # Confident, balanced, blind to the neighbours.
+  merged = 20.0 * np.eye(3)[np.minimum(groups, 1)]  # Agrees with neighbours, but uses 2 clusters.
+  head, head_losses = representation.select_code_head(np.stack([noisy, merged, right], axis=1), embeddings, k=5)
+  assert head == 2 and np.argsort(head_losses).tolist() == [2, 1, 0]
+  # The right head: neighbours agree with certainty (0 nats) and the mean prediction is uniform.
+  np.testing.assert_allclose(head_losses[2], -5.0 * np.log(3), atol=1e-6)
 
 
 def test_unknown_head_field_is_named():

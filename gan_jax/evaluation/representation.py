@@ -7,7 +7,8 @@ One protocol (`config.evals.representation`) for three rows, so they compare:
   raw_pixels             pixels in [0, 1]: what the images give without any network
 and, when the discriminator has them, the GAN-native heads (`HEAD_ROWS`):
   categorical_code       InfoGAN's Q head: each test image's cluster is argmax Q(c | x)
-                         (ACC / NMI / ARI under "code"; nothing fitted after training)
+                         (ACC / NMI / ARI under "code"; nothing fitted after training; with
+                         several Q heads, the one `select_code_head` chooses without labels)
   semi_supervised        the K+1 discriminator's classes: test accuracy and error under
                          "classifier", with the number of labels the run trained on
 Each feature row: features of the training and test splits -> `evaluation.evaluate` (k-means
@@ -25,6 +26,8 @@ from absl import logging
 import flax.linen as nn
 import ml_collections
 import numpy as np
+from scipy import special
+from sklearn import neighbors
 
 from gan_jax import data
 from gan_jax.evaluation.protocol import evaluate
@@ -39,7 +42,42 @@ HEAD_ROWS = ("categorical_code", "semi_supervised")
 # What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
 SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
            ("linear_probe", "test_accuracy"), ("knn", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
-           ("classifier", "test_accuracy"), ("code_online", "acc"), ("classifier_online", "test_accuracy"))
+           ("classifier", "test_accuracy"), ("code_online", "acc"), ("classifier_online", "test_accuracy"),
+           ("code", "head"))
+# How `select_code_head` scores a Q head: SCAN's loss (Van Gansbeke et al. 2020) with its k and
+# entropy weight, the loss by which SCAN itself keeps one of its heads.
+HEAD_NEIGHBOURS = 20
+HEAD_ENTROPY_WEIGHT = 5.0
+
+
+def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: int = HEAD_NEIGHBOURS,
+                     entropy_weight: float = HEAD_ENTROPY_WEIGHT) -> tuple[int, np.ndarray]:
+  """(index, losses `H`): the Q head with the lowest SCAN loss on a split, and each head's.
+
+  A head's loss: -mean_i mean_j log <p(c | x_i), p(c | x_j)> over each image's `k` nearest
+  other images by cosine similarity of `embeddings` (the discriminator's, as training mines
+  them), less `entropy_weight` x the entropy of the mean prediction. No labels: low when a
+  head gives neighbours one confident cluster and uses every cluster.
+  """
+  nearest = neighbors.NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(embeddings_NxF)
+  neighbours_Nxk = nearest.kneighbors(embeddings_NxF, return_distance=False)[:, 1:]
+  log_p = special.log_softmax(np.asarray(logits_NxHxK, np.float64), axis=-1)
+  agreement = special.logsumexp(log_p[:, None] + log_p[neighbours_Nxk], axis=-1)  # N x k x H
+  mean_p = np.exp(log_p).mean(0)  # H x K
+  entropy = -np.sum(mean_p * np.log(mean_p.clip(1e-12)), axis=-1)
+  head_losses = -agreement.mean((0, 1)) - entropy_weight * entropy
+  return int(np.argmin(head_losses)), head_losses
+
+
+def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray,
+                     batch_size: int = 500) -> tuple[int, np.ndarray]:
+  """`select_code_head` of a discriminator with several Q heads on uint8 images (the
+  training split), its neighbours by the contrastive projection (what training mines them
+  by) or, without one, by `pre_logits`."""
+  extract = lambda name: features_lib.discriminator_features(discriminator, variables, images_u8,
+                                                             representation=name, batch_size=batch_size)
+  embedding = "projection" if getattr(discriminator, "projection_dim", 0) else "pre_logits"
+  return select_code_head(extract("code_logits_heads"), extract(embedding))
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -194,17 +232,29 @@ class Evaluator:
     predict = lambda head: features_lib.head_predictions(self.discriminator, variables, self.test.images, head,
                                                          self.settings.batch_size)
     if getattr(self.discriminator, "code_categories", 0):
-      clusters = predict("code_logits")
+      choice = {}
+      if getattr(self.discriminator, "code_heads", 1) > 1:
+        head, head_losses = self.select_code_head(variables)
+        per_head = predict("code_logits_heads")  # N x H
+        clusters = per_head[:, head]
+        choice = {"head": head, "heads": int(per_head.shape[1]), "head_losses": head_losses.tolist(),
+                  # Reported only: the choice above reads no labels.
+                  "head_accs": [metrics.clustering_metrics(self.test.labels, c)["acc"] for c in per_head.T]}
+      else:
+        clusters = predict("code_logits")
       rows["categorical_code"] = {
           "code": {**metrics.clustering_metrics(self.test.labels, clusters),
                    "contingency": metrics.contingency_matrix(self.test.labels, clusters).tolist(),
                    "num_clusters": int(self.discriminator.code_categories),
-                   "clusters_used": int(len(np.unique(clusters)))}}
+                   "clusters_used": int(len(np.unique(clusters))), **choice}}
     if getattr(self.discriminator, "num_classes", 0):
       accuracy = float(np.mean(predict("class_logits") == self.test.labels))
       rows["semi_supervised"] = {"classifier": {"test_accuracy": accuracy, "test_error": 1.0 - accuracy,
                                                 "num_labels": int(self.num_labels)}}
     return rows
+
+  def select_code_head(self, variables) -> tuple[int, np.ndarray]:
+    return choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size)
 
   def evaluate(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
     """Every row, `{row: result}`, for trained discriminator `variables`: its features,

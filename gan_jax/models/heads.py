@@ -22,7 +22,12 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
 
   Args:
     d: a discriminator with fields num_classes, projection_dim, rotation_head,
-      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), dtype.
+      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), code_heads, dtype.
+      With code_heads = H > 1, Q has H - 1 more heads over the categorical code, each with
+      its own hidden layer (`code_hidden_{i}`, `code_{i}`), all reading the same input: the
+      heads of SCAN and IIC, which start apart and may settle on different clusterings,
+      so that one can be chosen by its loss. `code_logits` stays the first head's;
+      `code_logits_heads` (`B x H x code_categories`) holds all of them.
     x_BxF: the features the heads read (`pre_logits`).
     logits_BxK: the final layer's output: K = 1, or K = num_classes for the K+1
       classifier (Salimans et al. 2016), whose real/fake logit is their logsumexp (the
@@ -48,4 +53,9 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
     q = nn.Dense(d.code_categories + d.code_continuous, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
                  name="code")(h).astype(jnp.float32)
     features["code_logits"], features["code_mean"] = q[:, :d.code_categories], q[:, d.code_categories:]
+    if d.code_heads > 1:
+      heads = [nn.Dense(d.code_categories, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype, name=f"code_{i}")(
+          act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
+                       name=f"code_hidden_{i}")(q_in))).astype(jnp.float32) for i in range(1, d.code_heads)]
+      features["code_logits_heads"] = jnp.stack([features["code_logits"], *heads], axis=1)
   return logits_BxK[:, 0]
