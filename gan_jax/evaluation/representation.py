@@ -25,11 +25,13 @@ from typing import Any, Iterator
 from absl import logging
 import flax.linen as nn
 import ml_collections
+import jax
+import jax.numpy as jnp
 import numpy as np
-from scipy import special
 from sklearn import neighbors
 
 from gan_jax import data
+from gan_jax import losses
 from gan_jax.evaluation.protocol import evaluate
 from gan_jax.evaluation import features as features_lib
 from gan_jax.evaluation import linear_probe
@@ -61,11 +63,12 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   """
   nearest = neighbors.NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(embeddings_NxF)
   neighbours_Nxk = nearest.kneighbors(embeddings_NxF, return_distance=False)[:, 1:]
-  log_p = special.log_softmax(np.asarray(logits_NxHxK, np.float64), axis=-1)
-  agreement = special.logsumexp(log_p[:, None] + log_p[neighbours_Nxk], axis=-1)  # N x k x H
-  mean_p = np.exp(log_p).mean(0)  # H x K
-  entropy = -np.sum(mean_p * np.log(mean_p.clip(1e-12)), axis=-1)
-  head_losses = -agreement.mean((0, 1)) - entropy_weight * entropy
+
+  def head_loss(logits_NxK):  # The terms training minimises (`losses`), over every neighbour.
+    agreement = jax.vmap(lambda j: losses.neighbour_consistency_loss(logits_NxK, logits_NxK[j]), in_axes=1)
+    _, _, marginal = losses.mutual_information_loss(logits_NxK)
+    return agreement(neighbours_Nxk).mean() - entropy_weight * marginal
+  head_losses = np.asarray(jax.vmap(head_loss, in_axes=1)(jnp.asarray(logits_NxHxK, jnp.float32)))
   return int(np.argmin(head_losses)), head_losses
 
 
@@ -234,7 +237,7 @@ class Evaluator:
     if getattr(self.discriminator, "code_categories", 0):
       choice = {}
       if getattr(self.discriminator, "code_heads", 1) > 1:
-        head, head_losses = self.select_code_head(variables)
+        head, head_losses = choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size)
         per_head = predict("code_logits_heads")  # N x H
         clusters = per_head[:, head]
         choice = {"head": head, "heads": int(per_head.shape[1]), "head_losses": head_losses.tolist(),
@@ -252,9 +255,6 @@ class Evaluator:
       rows["semi_supervised"] = {"classifier": {"test_accuracy": accuracy, "test_error": 1.0 - accuracy,
                                                 "num_labels": int(self.num_labels)}}
     return rows
-
-  def select_code_head(self, variables) -> tuple[int, np.ndarray]:
-    return choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size)
 
   def evaluate(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
     """Every row, `{row: result}`, for trained discriminator `variables`: its features,
