@@ -52,10 +52,11 @@ def diagnose(workdir: str, num_fakes: int = 2000, seed: int = 0) -> dict:
   codes = np.asarray(codes)
   digits = reader.predict(scaler.transform(gan_jax.extract_features(run, fakes)))
   q = lambda images: features_lib.head_predictions(run.gan.discriminator, run.discriminator, images, "code_logits")
-  if run.gan.discriminator.code_heads > 1:  # The head eval.py reads.
-    head, _ = representation.choose_code_head(run.gan.discriminator, run.discriminator, train.images)
-    q = lambda images: features_lib.head_predictions(run.gan.discriminator, run.discriminator, images,
-                                                     "code_logits_heads")[:, head]
+  refit = representation.refit_current(run.state)
+  if run.gan.discriminator.code_heads > 1 or refit:  # The head eval.py reads.
+    head, _ = representation.choose_code_head(run.gan.discriminator, run.discriminator, train.images, refit=refit)
+    q = lambda images: representation.code_head_logits(run.gan.discriminator, run.discriminator, images,
+                                                       refit=refit)[:, head].argmax(-1)
   q_real = q(test.images)
   code_to_digit = np.array([np.bincount(digits[codes == c], minlength=10).argmax() if np.any(codes == c) else -1
                             for c in range(run.gan.num_categories)])

@@ -54,7 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # semi-supervised K+1 discriminator (configs/mnist_ssl.py).
   config.infogan = ml_collections.ConfigDict(dict(
       categories=0, continuous=0, categorical_weight=1.0, continuous_weight=0.1, hidden=128, q_input="pre_logits",
-      heads=1,
+      heads=1, refit_heads=0, refit_steps=3000, refit_batch_size=256, refit_learning_rate=1e-3, refit_k=20,
+      refit_dim=1024,
       noise_std=1.0, categorical_warmup=0,
       real_weight=0.0, pair_weight=0.0, neighbour_weight=0.0, neighbour_entropy_weight=5.0, neighbour_queue=0,
       neighbour_k=0, neighbour_refresh=500,

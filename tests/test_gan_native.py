@@ -12,13 +12,16 @@ import pytest
 
 from conftest import tiny_config
 from gan_jax import augment
+from gan_jax import code_refit
 from gan_jax import data
 from gan_jax import losses
 from gan_jax import parallel
 from gan_jax import training
+from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import representation
 from gan_jax.evaluation import workdir as workdir_lib
 from gan_jax.models import dcgan
+from gan_jax.models import heads as heads_lib
 
 
 def test_head_losses_against_hand_computed_values():
@@ -211,16 +214,22 @@ def test_labelled_subset_is_stratified_and_seeded():
     data.labelled_subset(labels, 6, 0, 3)
 
 
-@pytest.mark.parametrize("base,row,heads", [("mnist_infogan", "categorical_code", 1),
-                                            ("mnist_infogan", "categorical_code", 3),
-                                            ("mnist_ssl", "semi_supervised", 1),
-                                            ("mnist_ssl:supervised_only", "semi_supervised", 1)])
-def test_config_trains_and_eval_reports_its_row(base, row, heads, tmp_path):
+@pytest.mark.parametrize("base,row,heads,refit", [("mnist_infogan", "categorical_code", 1, 0),
+                                                  ("mnist_infogan", "categorical_code", 3, 0),
+                                                  ("mnist_infogan", "categorical_code", 1, 2),
+                                                  ("mnist_ssl", "semi_supervised", 1, 0),
+                                                  ("mnist_ssl:supervised_only", "semi_supervised", 1, 0)])
+def test_config_trains_and_eval_reports_its_row(base, row, heads, refit, tmp_path):
   # The K+1 GAN keeps an EMA of D: its classifier is read from it, beside the online D's.
   config = tiny_config(base, total_steps=2, **{"evals.representation.probe": False, "evals.representation.n_init": 1},
-                       **({"ssl.labels_per_class": 2} if "ssl" in base else {"infogan.heads": heads}),
+                       **({"ssl.labels_per_class": 2} if "ssl" in base else
+                          {"infogan.heads": heads, "infogan.refit_heads": refit, "infogan.refit_steps": 5,
+                           "infogan.refit_dim": 8}),
                        **({"d_ema_decay": 0.9} if base == "mnist_ssl" else {}))
-  training.train_and_evaluate(config, str(tmp_path))
+  state = training.train_and_evaluate(config, str(tmp_path))
+  heads += refit
+  if refit:  # Fitted at the last step, and so chosen among by eval.py.
+    assert int(state["code_refit_step"]) == 2 and representation.refit_current(state)
   metrics = workdir_lib.evaluate_workdir(str(tmp_path))
   result = metrics["representations"][row]
   if row == "categorical_code":
@@ -689,3 +698,40 @@ def test_views_are_made_by_the_views_policy():
   np.testing.assert_allclose(metrics["d_contrastive_loss"], loss, rtol=1e-4, atol=1e-5)
   other, _ = losses.nt_xent(*projections[("translation", "cutout")], 0.2)
   assert abs(float(other) - float(loss)) > 1e-4  # The check above can tell the policies apart.
+
+
+def test_refit_heads_find_separated_clusters_and_fold_the_projection_into_their_first_layer():
+  # Three well-separated clusters in 40 dimensions, each image's neighbours in its own.
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(3), 30)
+  features = (rng.normal(size=(3, 40)) * 4)[labels] + rng.normal(size=(90, 40))
+  neighbours = np.stack([rng.choice(np.flatnonzero((labels == y) & (np.arange(90) != i)), 5, replace=False)
+                         for i, y in enumerate(labels)])
+  act = heads_lib.REFIT_ACTIVATION
+  dense, head_losses = code_refit.fit_heads(jax.random.key(0), jnp.asarray(features), jnp.asarray(neighbours),
+                                            num_heads=2, hidden=16, categories=3, steps=300, batch_size=32,
+                                            learning_rate=1e-2, entropy_weight=5.0, dim=6, act=act)
+  assert dense["hidden"]["kernel"].shape == (2, 40, 16) and dense["output"]["kernel"].shape == (2, 16, 3)
+  for h in range(2):
+    logits = act(features @ dense["hidden"]["kernel"][h] + dense["hidden"]["bias"][h]) @ dense["output"]["kernel"][h] \
+        + dense["output"]["bias"][h]
+    # The returned layers read the features themselves: their loss is the one reported.
+    loss = np.mean([code_refit.scan_loss(logits, logits[neighbours[:, j]], 5.0) for j in range(5)])
+    np.testing.assert_allclose(loss, head_losses[h], rtol=1e-4)
+    assert metrics_lib.cluster_accuracy(labels, np.asarray(logits).argmax(1)) == 1.0
+
+
+def test_refit_heads_count_only_at_the_step_they_were_fitted():
+  assert representation.refit_current({"step": 7, "code_refit_step": 7})
+  assert not representation.refit_current({"step": 9, "code_refit_step": 7})  # Resumed and trained on.
+  assert not representation.refit_current({"step": 0, "code_refit_step": -1})
+  assert not representation.refit_current({"step": 7})
+
+
+def test_refit_heads_need_a_categorical_code_and_positive_settings():
+  with pytest.raises(ValueError, match=r"config.infogan.refit_heads=2 needs config.infogan.categories >= 2"):
+    training.validate_config(tiny_config("mnist_dcgan", **{"infogan.refit_heads": 2, "infogan.continuous": 2}))
+  with pytest.raises(ValueError, match=r"config.infogan.refit_heads=-1 must be >= 0"):
+    training.validate_config(tiny_config("mnist_infogan", **{"infogan.refit_heads": -1}))
+  with pytest.raises(ValueError, match=r"config.infogan.refit_dim=0 must be positive"):
+    training.validate_config(tiny_config("mnist_infogan", **{"infogan.refit_heads": 2, "infogan.refit_dim": 0}))

@@ -8,7 +8,8 @@ Representations (`REPRESENTATIONS`):
     concatenated: the representation of the DCGAN paper (Radford et al. 2016, Sec. 5.1).
   * `pre_logits`: the flattened input of the final dense layer.
 The GAN-native heads (`HEADS`) are read the same way: `code_logits` (InfoGAN's Q over
-the categorical code; `code_logits_heads`, `N x H x K`, with several Q heads) and
+the categorical code; `code_logits_heads`, `N x H x K`, with several Q heads;
+`code_logits_refit`, `N x R x K`, the heads fitted after training) and
 `class_logits` (the K+1 discriminator's classes); their argmax is a cluster or a class
 (`head_predictions`). So is `projection`, the contrastive loss's
 projection head (where the config has one): the embedding SCAN's neighbour term pairs images by.
@@ -27,7 +28,7 @@ from sklearn import decomposition
 from gan_jax import data
 
 REPRESENTATIONS = ("last_conv_avg", "last_conv_max", "dcgan", "pre_logits")
-HEADS = ("code_logits", "class_logits", "code_logits_heads")
+HEADS = ("code_logits", "class_logits", "code_logits_heads", "code_logits_refit")
 
 
 def adaptive_max_pool(x_BxHxWxC: jax.Array, grid: int = 4) -> jax.Array:
@@ -92,7 +93,7 @@ def _extractor(discriminator: nn.Module, representation: str):
 
 def head_predictions(discriminator: nn.Module, variables, images_u8: np.ndarray, head: str,
                      batch_size: int = 500) -> np.ndarray:
-  """int `N` (`N x H` for `code_logits_heads`): the argmax of a discriminator head (`HEADS`)
+  """int `N` (`N x H` for `code_logits_heads` and `code_logits_refit`): the argmax of a discriminator head (`HEADS`)
   for each uint8 image."""
   if head not in HEADS:
     raise ValueError(f"head {head!r}; allowed: {', '.join(HEADS)}")

@@ -72,15 +72,33 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   return int(np.argmin(head_losses)), head_losses
 
 
-def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray,
-                     batch_size: int = 500) -> tuple[int, np.ndarray]:
-  """`select_code_head` of a discriminator with several Q heads on uint8 images (the
-  training split), its neighbours by the contrastive projection (what training mines them
-  by) or, without one, by `pre_logits`."""
+def code_head_logits(discriminator: nn.Module, variables, images_u8: np.ndarray, batch_size: int = 500,
+                     refit: bool = False) -> np.ndarray:
+  """`N x H x K`: every Q head's logits on uint8 images, the trained heads first (one
+  without `code_heads`), then, with `refit`, the heads fitted after training."""
   extract = lambda name: features_lib.discriminator_features(discriminator, variables, images_u8,
                                                              representation=name, batch_size=batch_size)
+  logits = [extract("code_logits_heads") if getattr(discriminator, "code_heads", 1) > 1
+            else extract("code_logits")[:, None]]
+  if refit:
+    logits.append(extract("code_logits_refit"))
+  return np.concatenate(logits, axis=1)
+
+
+def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray, batch_size: int = 500,
+                     refit: bool = False) -> tuple[int, np.ndarray]:
+  """`select_code_head` among `code_head_logits` on uint8 images (the training split), its
+  neighbours by the contrastive projection (what training mines them by) or, without one,
+  by `pre_logits`."""
   embedding = "projection" if getattr(discriminator, "projection_dim", 0) else "pre_logits"
-  return select_code_head(extract("code_logits_heads"), extract(embedding))
+  return select_code_head(code_head_logits(discriminator, variables, images_u8, batch_size, refit),
+                          features_lib.discriminator_features(discriminator, variables, images_u8,
+                                                              representation=embedding, batch_size=batch_size))
+
+
+def refit_current(state: dict[str, Any]) -> bool:
+  """Whether a train state's Q refit heads were fitted at its own step (`training.make_refit_fn`)."""
+  return "code_refit_step" in state and int(state["code_refit_step"]) == int(state["step"])
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -216,19 +234,21 @@ class Evaluator:
                         "raw_pixels": self.evaluate_features(self.raw_pixel_features())}
     return self._controls
 
-  def head_rows(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
+  def head_rows(self, variables, ema_params=None, refit: bool = False) -> dict[str, dict[str, Any]]:
     """The GAN-native rows (`HEAD_ROWS`) the discriminator has heads for, scored on the test
     split (with labels; without them there is nothing to score). With `ema_params` (the
     state's `d_ema_params`) the heads are read from D's EMA, and each group is also reported
-    for the online `variables` as `<group>_online` ("code_online", "classifier_online")."""
+    for the online `variables` as `<group>_online` ("code_online", "classifier_online").
+    With `refit` (`refit_current` of the state), Q's heads fitted after training are chosen
+    among too."""
     if ema_params is None:
-      return self._head_rows(variables)
-    rows = self._head_rows({**variables, "params": ema_params})
-    for row, result in self._head_rows(variables).items():
+      return self._head_rows(variables, refit)
+    rows = self._head_rows({**variables, "params": ema_params}, refit)
+    for row, result in self._head_rows(variables, refit).items():
       rows[row].update({f"{group}_online": value for group, value in result.items()})
     return rows
 
-  def _head_rows(self, variables) -> dict[str, dict[str, Any]]:
+  def _head_rows(self, variables, refit: bool = False) -> dict[str, dict[str, Any]]:
     rows = {}
     if not self.labelled:
       return rows
@@ -236,9 +256,12 @@ class Evaluator:
                                                          self.settings.batch_size)
     if getattr(self.discriminator, "code_categories", 0):
       choice = {}
-      if getattr(self.discriminator, "code_heads", 1) > 1:
-        head, head_losses = choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size)
-        per_head = predict("code_logits_heads")  # N x H
+      refit = refit and getattr(self.discriminator, "code_refit_heads", 0) > 0
+      if getattr(self.discriminator, "code_heads", 1) > 1 or refit:
+        head, head_losses = choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size,
+                                             refit)
+        per_head = code_head_logits(self.discriminator, variables, self.test.images, self.settings.batch_size,
+                                    refit).argmax(-1)  # N x H
         clusters = per_head[:, head]
         choice = {"head": head, "heads": int(per_head.shape[1]), "head_losses": head_losses.tolist(),
                   # Reported only: the choice above reads no labels.
@@ -256,15 +279,15 @@ class Evaluator:
                                                 "num_labels": int(self.num_labels)}}
     return rows
 
-  def evaluate(self, variables, ema_params=None) -> dict[str, dict[str, Any]]:
+  def evaluate(self, variables, ema_params=None, refit: bool = False) -> dict[str, dict[str, Any]]:
     """Every row, `{row: result}`, for trained discriminator `variables`: its features,
     its heads, and the controls."""
     return {"gan_discriminator": self.evaluate_features(self.features(variables)),
-            **self.head_rows(variables, ema_params), **self.controls()}
+            **self.head_rows(variables, ema_params, refit), **self.controls()}
 
   def run(self, state: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """(name, value) scalars of a train state, e.g. ("eval/gan_discriminator/kmeans_acc", 0.61)."""
-    for row, result in self.evaluate(state["discriminator"], state.get("d_ema_params")).items():
+    for row, result in self.evaluate(state["discriminator"], state.get("d_ema_params"), refit_current(state)).items():
       for group, metric in SCALARS:
         if metric in result.get(group, {}):
           yield f"eval/{row}/{'probe' if group == 'linear_probe' else group}_{metric}", result[group][metric]

@@ -185,7 +185,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
       },
   }
   # GAN-native heads: after the feature rows in the table, scored on the same test split.
-  heads = evaluator.head_rows(trained, state.get("d_ema_params"))
+  heads = evaluator.head_rows(trained, state.get("d_ema_params"), representation.refit_current(state))
   metrics["representations"] = {"gan_discriminator": results["gan_discriminator"], **heads, **results}
   if generation_settings.num_samples and not validation:
     scorer = generation.make_evaluator(config, generation_settings, train if settings.train_split == "train" else None)

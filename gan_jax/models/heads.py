@@ -13,6 +13,9 @@ import jax.numpy as jnp
 # globally max-pooled (invariant to where a digit sits, as clustering needs).
 CODE_INPUTS = ("pre_logits", "last_conv_max")
 
+# The hidden activation of the re-fitted Q heads, which `code_refit` fits with the same function.
+REFIT_ACTIVATION = lambda x: nn.leaky_relu(x, 0.1)  # pylint: disable=unnecessary-lambda-assignment
+
 
 def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, features: dict,
                         dense: Callable[[int, str], Callable[[jax.Array], jax.Array]],
@@ -22,12 +25,17 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
 
   Args:
     d: a discriminator with fields num_classes, projection_dim, rotation_head,
-      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), code_heads, dtype.
+      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), code_heads,
+      code_refit_heads, dtype.
       With code_heads = H > 1, Q has H - 1 more heads over the categorical code, each with
       its own hidden layer (`code_hidden_{i}`, `code_{i}`), all reading the same input: the
       heads of SCAN and IIC, which start apart and may settle on different clusterings,
       so that one can be chosen by its loss. `code_logits` stays the first head's;
       `code_logits_heads` (`B x H x code_categories`) holds all of them.
+      With code_refit_heads = R > 0, R more heads of the same shape (`code_refit_hidden_{j}`,
+      `code_refit_{j}`) that no loss trains: `code_refit` fits them on D's frozen features at
+      the end of training. Their logits are `code_logits_refit` (`B x R x code_categories`)
+      and what Q reads is `code_input`.
     x_BxF: the features the heads read (`pre_logits`).
     logits_BxK: the final layer's output: K = 1, or K = num_classes for the K+1
       classifier (Salimans et al. 2016), whose real/fake logit is their logsumexp (the
@@ -58,4 +66,10 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
           act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
                        name=f"code_hidden_{i}")(q_in))).astype(jnp.float32) for i in range(1, d.code_heads)]
       features["code_logits_heads"] = jnp.stack([features["code_logits"], *heads], axis=1)
+    if d.code_refit_heads:
+      features["code_input"] = q_in
+      features["code_logits_refit"] = jnp.stack([
+          nn.Dense(d.code_categories, dtype=d.dtype, name=f"code_refit_{j}")(REFIT_ACTIVATION(
+              nn.Dense(d.code_hidden, dtype=d.dtype, name=f"code_refit_hidden_{j}")(q_in))).astype(jnp.float32)
+          for j in range(d.code_refit_heads)], axis=1)
   return logits_BxK[:, 0]
