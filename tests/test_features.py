@@ -30,6 +30,20 @@ def test_discriminator_features_shapes_and_batching(representation, dim):
   np.testing.assert_allclose(out, whole, rtol=1e-5, atol=1e-6)
 
 
+def test_several_representations_in_one_pass_equal_one_at_a_time():
+  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, projection_dim=5)
+  images = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+  variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+  names = ("dcgan", "projection", "last_conv_max")
+  together = features.discriminator_features(d, variables, images, representation=names, batch_size=2)
+  assert isinstance(together, tuple) and len(together) == 3
+  for name, out in zip(names, together):
+    np.testing.assert_allclose(out, features.discriminator_features(d, variables, images, representation=name),
+                               rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match=r"representation 'fc7' is not known"):
+    features.discriminator_features(d, variables, images, representation=("dcgan", "fc7"))
+
+
 def test_projection_head_is_read_where_the_discriminator_has_one():
   images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
   d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, projection_dim=5)

@@ -56,16 +56,20 @@ def select_representation(features: dict[str, jax.Array], representation: str) -
 
 
 def discriminator_features(discriminator: nn.Module, variables, images_u8: np.ndarray, *,
-                           representation: str, batch_size: int = 500) -> np.ndarray:
-  """float32 `N x F` features of uint8 images `N x H x W x C`, `batch_size` images per jit call.
+                           representation: str | tuple[str, ...], batch_size: int = 500):
+  """float32 `N x F` features of uint8 images `N x H x W x C`, `batch_size` images per jit call;
+  with a tuple of names, a tuple of such arrays from one pass of the discriminator.
 
   Only one batch of activations is on the device at a time; the last batch is padded
   so every call has one shape (one compilation).
   """
-  if representation not in HEADS + ("projection",):  # An unknown name fails here, before any compilation.
-    select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, representation)
-  extract = _extractor(discriminator, representation)
-  return in_batches(lambda batch: extract(variables, batch), images_u8, batch_size)
+  names = (representation,) if isinstance(representation, str) else tuple(representation)
+  for name in names:  # An unknown name fails here, before any compilation.
+    if name not in HEADS + ("projection",):
+      select_representation({"conv1": jnp.zeros((1, 4, 4, 1)), "pre_logits": jnp.zeros((1, 1))}, name)
+  extract = _extractor(discriminator, names)
+  out = in_batches(lambda batch: extract(variables, batch), images_u8, batch_size)
+  return out[0] if isinstance(representation, str) else out
 
 
 def in_batches(fn, images_u8: np.ndarray, batch_size: int):
@@ -83,11 +87,11 @@ def in_batches(fn, images_u8: np.ndarray, batch_size: int):
 
 
 @functools.cache
-def _extractor(discriminator: nn.Module, representation: str):
+def _extractor(discriminator: nn.Module, representations: tuple[str, ...]):
   @jax.jit
   def extract(variables, images_u8):
     _, features = discriminator.apply(variables, data.to_model_range(images_u8), train=False)
-    return select_representation(features, representation)
+    return tuple(select_representation(features, name) for name in representations)
   return extract
 
 

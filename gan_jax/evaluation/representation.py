@@ -72,28 +72,35 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   return int(np.argmin(head_losses)), head_losses
 
 
+def _code_head_names(discriminator: nn.Module, refit: bool) -> tuple[str, ...]:
+  """The features `code_head_logits` concatenates: the trained heads', then the refit ones'."""
+  return (("code_logits_heads",) if getattr(discriminator, "code_heads", 1) > 1 else ("code_logits",)) + \
+      (("code_logits_refit",) if refit else ())
+
+
+def _stack_heads(logits: tuple[np.ndarray, ...]) -> np.ndarray:
+  return np.concatenate([x[:, None] if x.ndim == 2 else x for x in logits], axis=1)
+
+
 def code_head_logits(discriminator: nn.Module, variables, images_u8: np.ndarray, batch_size: int = 500,
                      refit: bool = False) -> np.ndarray:
   """`N x H x K`: every Q head's logits on uint8 images, the trained heads first (one
   without `code_heads`), then, with `refit`, the heads fitted after training."""
-  extract = lambda name: features_lib.discriminator_features(discriminator, variables, images_u8,
-                                                             representation=name, batch_size=batch_size)
-  logits = [extract("code_logits_heads") if getattr(discriminator, "code_heads", 1) > 1
-            else extract("code_logits")[:, None]]
-  if refit:
-    logits.append(extract("code_logits_refit"))
-  return np.concatenate(logits, axis=1)
+  return _stack_heads(features_lib.discriminator_features(
+      discriminator, variables, images_u8, representation=_code_head_names(discriminator, refit),
+      batch_size=batch_size))
 
 
 def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray, batch_size: int = 500,
                      refit: bool = False) -> tuple[int, np.ndarray]:
   """`select_code_head` among `code_head_logits` on uint8 images (the training split), its
   neighbours by the contrastive projection (what training mines them by) or, without one,
-  by `pre_logits`."""
+  by `pre_logits`; one pass of the discriminator over the images."""
   embedding = "projection" if getattr(discriminator, "projection_dim", 0) else "pre_logits"
-  return select_code_head(code_head_logits(discriminator, variables, images_u8, batch_size, refit),
-                          features_lib.discriminator_features(discriminator, variables, images_u8,
-                                                              representation=embedding, batch_size=batch_size))
+  *logits, embeddings = features_lib.discriminator_features(
+      discriminator, variables, images_u8, representation=_code_head_names(discriminator, refit) + (embedding,),
+      batch_size=batch_size)
+  return select_code_head(_stack_heads(tuple(logits)), embeddings)
 
 
 def refit_current(state: dict[str, Any]) -> bool:
@@ -207,12 +214,12 @@ class Evaluator:
   def features(self, variables) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"kmeans", "probe"}: discriminator features (float32 `N x F`) of the training and
     test images, in the representations the settings name for each."""
-    def extract(name):
-      return tuple(features_lib.discriminator_features(self.discriminator, variables, images,
-                                                       representation=name, batch_size=self.settings.batch_size)
-                   for images in (self.train.images, self.test.images))
     names = {"kmeans": self.settings.kmeans_features, "probe": self.settings.probe_features}
-    by_name = {name: extract(name) for name in set(names.values())}
+    unique = tuple(dict.fromkeys(names.values()))
+    train, test = (features_lib.discriminator_features(self.discriminator, variables, images, representation=unique,
+                                                       batch_size=self.settings.batch_size)
+                   for images in (self.train.images, self.test.images))
+    by_name = dict(zip(unique, zip(train, test)))
     return {use: by_name[name] for use, name in names.items()}
 
   def raw_pixel_features(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
