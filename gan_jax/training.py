@@ -521,13 +521,20 @@ def nearest_neighbours(embeddings_NxP: jax.Array, k: int, block: int = 1024) -> 
   return _map_in_blocks(top_k, (e, jnp.arange(n)), block).astype(jnp.int32)
 
 
+def map_discriminator(gan: GAN, d_vars, images_u8: jax.Array, read, block: int = 500):
+  """`read(features)` (an array or a tuple of them) of D, in evaluation mode, on each uint8
+  image, `block` images at a time; traceable, for use inside a jit'd function."""
+  def apply(x_u8):
+    _, features = gan.discriminator.apply(d_vars, data.to_model_range(x_u8), train=False)
+    return read(features)
+  return _map_in_blocks(apply, (images_u8,), block)
+
+
 def mine_neighbours(gan: GAN, d_vars, images_u8: jax.Array, k: int, block: int = 500) -> jax.Array:
   """int32 `N x k`: SCAN's neighbours of each uint8 training image, by D's embedding of the
   un-augmented image (its projection head, else `pre_logits`), `block` images at a time."""
-  def embed(x_u8):
-    _, features = gan.discriminator.apply(d_vars, data.to_model_range(x_u8), train=False)
-    return pairing_embedding(features).astype(jnp.float32)
-  return nearest_neighbours(_map_in_blocks(embed, (images_u8,), block), k)
+  embed = lambda features: pairing_embedding(features).astype(jnp.float32)
+  return nearest_neighbours(map_discriminator(gan, d_vars, images_u8, embed, block), k)
 
 
 def _map_in_blocks(fn, xs: tuple[jax.Array, ...], block: int) -> jax.Array:
@@ -1050,7 +1057,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
 
 
-def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict):
+def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   """`refit_fn(state, images_u8) -> (state, losses)`, jit-compiled: Q's `infogan.refit_heads`
   heads fitted afresh (`code_refit.fit_heads`) on D's frozen features of the uint8
   training images, with neighbours mined by D's embedding of the same images, and written
@@ -1064,10 +1071,9 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict):
                           dim=code.refit_dim, act=heads.REFIT_ACTIVATION)
 
   def refit_params(params, variables, images_u8, key):
-    def embed(x_u8):
-      _, features = gan.discriminator.apply({**variables, "params": params}, data.to_model_range(x_u8), train=False)
-      return features["code_input"].astype(jnp.float32), pairing_embedding(features).astype(jnp.float32)
-    inputs, embeddings = _map_in_blocks(embed, (images_u8,), 500)
+    read = lambda features: (features["code_input"].astype(jnp.float32),
+                             pairing_embedding(features).astype(jnp.float32))
+    inputs, embeddings = map_discriminator(gan, {**variables, "params": params}, images_u8, read)
     dense, head_losses = fit(key, inputs, nearest_neighbours(embeddings, code.refit_k))
     params = dict(params)
     for j in range(code.refit_heads):
@@ -1085,7 +1091,8 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict):
       head_losses = jnp.concatenate([head_losses, ema_losses])
     state["code_refit_step"] = state["step"]
     return state, head_losses
-  return jax.jit(refit_fn, donate_argnums=0)
+  replicated = parallel.replicated(mesh)
+  return jax.jit(refit_fn, donate_argnums=0, out_shardings=(replicated, replicated))
 
 
 def make_ema_variables_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
@@ -1364,7 +1371,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        "does not divide; resume with a steps_per_call that divides it")
 
     train_fn = make_train_fn(gan, config, mesh, num_examples)
-    refit_fn = make_refit_fn(gan, config) if code_settings(config).refit_heads else None
+    refit_fn = make_refit_fn(gan, config, mesh) if code_settings(config).refit_heads else None
     labelled = ()
     if ssl_settings(config).labels_per_class:
       parallel.check_batch_size(ssl_settings(config).batch_size or config.batch_size, mesh)

@@ -3,7 +3,8 @@
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/parallel_worker.py OUT_DIR
 
 XLA fixes the number of CPU devices at start-up, so the test process (1 device) starts
-this one. In OUT_DIR it writes: `three_steps.npz` (the state after 3 steps), `run_8/`
+this one. In OUT_DIR it writes: `three_steps.npz` (the state after 3 steps), `refit.npz`
+(Q's heads refitted on the initial state of an InfoGAN config), `run_8/`
 (a 4-step training run), resumes `run_1/` (a 2-step run the test wrote on 1 device) to
 step 4, and `uneven_batch.txt` (the error of a batch the devices do not divide).
 """
@@ -47,6 +48,27 @@ def states_after(config, steps: tuple[int, ...]) -> dict:
   return states
 
 
+def refit_config():
+  """A tiny InfoGAN config whose Q heads are refitted (`training.make_refit_fn`)."""
+  return tiny_config("mnist_infogan", **{"infogan.refit_heads": 2, "infogan.refit_steps": 3, "infogan.refit_dim": 8})
+
+
+def refit_heads(config) -> dict[str, np.ndarray]:
+  """Q's refit heads (flattened) and their losses, `make_refit_fn` on every visible device
+  applied to the initial state, on the host."""
+  mesh = parallel.make_mesh()
+  gan = training.make_gan(config)
+  train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
+                                  mesh=mesh)
+  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
+  state = jax.jit(functools.partial(training.init_state, gan, config, images.shape[0]),
+                  out_shardings=parallel.replicated(mesh))()
+  state, losses = training.make_refit_fn(gan, config, mesh)(state, images)
+  params = jax.device_get(state["discriminator"]["params"])
+  return {**flatten({name: value for name, value in params.items() if name.startswith("code_refit")}),
+          "losses": np.asarray(losses)}
+
+
 def flatten(state) -> dict[str, np.ndarray]:
   return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
 
@@ -54,6 +76,7 @@ def flatten(state) -> dict[str, np.ndarray]:
 def main(out_dir: str):
   assert jax.device_count() == 8, jax.devices()
   np.savez(os.path.join(out_dir, "three_steps.npz"), **flatten(run_steps(tiny_config(), 3)))
+  np.savez(os.path.join(out_dir, "refit.npz"), **refit_heads(refit_config()))
   training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_8"))
   training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_1"))  # Resumes the test's run.
   try:

@@ -64,6 +64,13 @@ def test_three_steps_on_eight_devices_equal_one_device(eight_devices, steps_on_o
   assert any("batch_stats" in k for k in on_one)  # so assert_states_close compared them
 
 
+def test_refit_heads_on_eight_devices_equal_one_device(eight_devices):
+  on_eight = dict(np.load(eight_devices / "refit.npz"))
+  on_one = parallel_worker.refit_heads(parallel_worker.refit_config())
+  assert on_one["losses"].shape == (2,) and any("code_refit_hidden_1" in k for k in on_one)
+  assert_states_close(on_eight, on_one)
+
+
 def test_checkpoint_saved_on_eight_devices_restores_and_trains_on_one(eight_devices, four_steps_on_one_device):
   state = restore_on_one_device(eight_devices / "run_8", 4)
   assert_states_close(parallel_worker.flatten(jax.device_get(state)), four_steps_on_one_device)
