@@ -263,7 +263,6 @@ class Evaluator:
                                                          self.settings.batch_size)
     if getattr(self.discriminator, "code_categories", 0):
       choice = {}
-      refit = refit and getattr(self.discriminator, "code_refit_heads", 0) > 0
       if getattr(self.discriminator, "code_heads", 1) > 1 or refit:
         head, head_losses = choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size,
                                              refit)
