@@ -240,6 +240,13 @@ def test_config_trains_and_eval_reports_its_row(base, row, heads, refit, tmp_pat
     diagnosis = infogan_diagnosis.diagnose(str(tmp_path), num_fakes=100)
     assert diagnosis["q_on_real"]["acc"] == result["code"]["acc"]  # The same Q on the same digits as eval.py.
     assert np.sum(diagnosis["contingency"]) == 100 and len(diagnosis["code_to_digit"]) == config.infogan.categories
+    if refit:  # benchmarks/refit_heads.py fits other heads on the same frozen D and scores them as eval.py does.
+      import refit_heads  # pylint: disable=g-import-not-at-top
+      (swept,) = refit_heads.sweep(str(tmp_path), [refit_heads.parse_variant("3:2:8:1e-3")])
+      assert len(swept["refit_accs"]) == 3 and 0 <= swept["head"] < 1 + 3  # The variant's 3, not the run's 2.
+      assert all(0.0 < acc <= 1.0 for acc in swept["refit_accs"]) and 0.0 < swept["acc"] <= 1.0
+      with pytest.raises(ValueError, match=r"--variants: '3:2' is not heads:steps:dim:learning_rate"):
+        refit_heads.parse_variant("3:2")
     if heads > 1:  # The clusters are the chosen head's, whose figures are reported beside the others'.
       code = result["code"]
       assert code["heads"] == heads and len(code["head_losses"]) == heads and 0 <= code["head"] < heads

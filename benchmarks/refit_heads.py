@@ -1,0 +1,99 @@
+r"""How the clusters of Q's refit heads (`infogan.refit_heads`) depend on how they are fitted.
+
+  python benchmarks/refit_heads.py --workdir=runs/infogan_refit30_seed0 \
+      --variants=10:3000:1024:1e-3,10:3000:1024:3e-3,20:3000:1024:3e-3
+
+Each variant, heads:steps:dim:learning_rate, fits that many heads afresh (`code_refit.fit_heads`,
+`--batch_size` images a step) on the frozen features of the run's latest checkpoint, as
+`training.make_refit_fn` does at the end of training: D's EMA where the run keeps one (the
+weights eval.py reads the heads from), the training split, neighbours by D's embedding. The
+heads are written into Q's refit layers and chosen among, with the heads trained with D, as
+eval.py chooses (`representation.choose_code_head`: lowest SCAN loss, no labels). Printed per
+variant: the chosen head's test ACC, the best and the mean refit head's, and the fitting time.
+The run's checkpoint is not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gan_jax  # noqa: E402
+from gan_jax import code_refit, training  # noqa: E402
+from gan_jax.evaluation import metrics, representation  # noqa: E402
+from gan_jax.models import heads  # noqa: E402
+
+
+def parse_variant(text: str) -> dict:
+  fields = text.split(":")
+  if len(fields) != 4:
+    raise ValueError(f"--variants: {text!r} is not heads:steps:dim:learning_rate (e.g. 10:3000:1024:3e-3)")
+  return {"heads": int(fields[0]), "steps": int(fields[1]), "dim": int(fields[2]), "learning_rate": float(fields[3])}
+
+
+def sweep(workdir: str, variants: list[dict], batch_size: int = 256, seed: int = 0) -> list[dict]:
+  """For each variant: {variant, chosen head, its test ACC, every refit head's test ACC, seconds}."""
+  run = gan_jax.load_run(workdir)
+  code = training.code_settings(run.config)
+  if not run.gan.num_categories:
+    raise ValueError(f"{workdir}: not an InfoGAN run (config.infogan.categories is 0)")
+  train, test = (gan_jax.load_dataset(run.config.data.name, split, image_size=run.config.image_size,
+                                      channels=run.config.channels) for split in ("train", "test"))
+  variables = {**run.discriminator, "params": run.state.get("d_ema_params", run.discriminator["params"])}
+  read = lambda features: (features["code_input"].astype(jnp.float32),
+                           training.pairing_embedding(features).astype(jnp.float32))
+  inputs, embeddings = jax.jit(lambda v, x: training.map_discriminator(run.gan, v, x, read))(variables, train.images)
+  neighbours = training.nearest_neighbours(embeddings, code.refit_k)
+  trained = {name: value for name, value in variables["params"].items() if not name.startswith("code_refit")}
+  results = []
+  for variant in variants:
+    fit = jax.jit(lambda key, x, n, v=variant: code_refit.fit_heads(
+        key, x, n, num_heads=v["heads"], hidden=code.hidden, categories=code.categories, steps=v["steps"],
+        batch_size=batch_size, learning_rate=v["learning_rate"], entropy_weight=code.neighbour_entropy_weight,
+        dim=v["dim"], act=heads.REFIT_ACTIVATION))
+    start = time.perf_counter()
+    dense, _ = jax.block_until_ready(fit(jax.random.key(seed), inputs, neighbours))
+    seconds = time.perf_counter() - start
+    params = dict(trained)
+    for j in range(variant["heads"]):
+      params[f"code_refit_hidden_{j}"] = jax.tree.map(lambda x: x[j], dense["hidden"])
+      params[f"code_refit_{j}"] = jax.tree.map(lambda x: x[j], dense["output"])
+    discriminator = run.gan.discriminator.clone(code_refit_heads=variant["heads"])
+    refitted = {**variables, "params": params}
+    head, _ = representation.choose_code_head(discriminator, refitted, train.images, refit=True)
+    clusters = representation.code_head_logits(discriminator, refitted, test.images, refit=True).argmax(-1)
+    accs = [metrics.clustering_metrics(test.labels, c)["acc"] for c in clusters.T]
+    first_refit = clusters.shape[1] - variant["heads"]
+    results.append({"variant": variant, "head": head, "acc": accs[head], "refit_accs": accs[first_refit:],
+                    "seconds": seconds})
+  return results
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="an InfoGAN run's workdir (its latest checkpoint is read)")
+  parser.add_argument("--variants", default="10:3000:1024:1e-3,10:3000:1024:3e-3",
+                      help="comma-separated heads:steps:dim:learning_rate")
+  parser.add_argument("--batch_size", type=int, default=256)
+  parser.add_argument("--seed", type=int, default=0, help="the heads' initialisation and batches")
+  args = parser.parse_args(argv)
+  results = sweep(args.workdir, [parse_variant(v) for v in args.variants.split(",")], args.batch_size, args.seed)
+  print("| heads | steps | dim | learning rate | chosen head: test ACC | best refit head | mean refit head | fit (s) |")
+  print("|---|---|---|---|---|---|---|---|")
+  for r in results:
+    v = r["variant"]
+    print(f"| {v['heads']} | {v['steps']} | {v['dim']} | {v['learning_rate']:g} | {r['head']}: {r['acc']:.3f} | "
+          f"{max(r['refit_accs']):.3f} | {np.mean(r['refit_accs']):.3f} | {r['seconds']:.0f} |")
+  return results
+
+
+if __name__ == "__main__":
+  main()
