@@ -27,7 +27,10 @@ more runs): `categorical_code` ACC
 and 7 / 9 on seed 0; 9 split between the 7s' and 8s' clusters on seed 1). Not within the
 issue's 30 minutes a run on this CPU: README, "GAN-native methods". `:30min` fits them (27 min
 51 s - 28 min 36 s alone, 2026-12-03): 2,500 steps, then Q heads refitted on the frozen D; code
-ACC 0.820 / 0.805 / 0.770 for seeds 0 / 1 / 2, mean 0.798, short of 0.85. The generator pays for the
+ACC 0.820 / 0.805 / 0.770 for seeds 0 / 1 / 2, mean 0.798, short of 0.85. On the faster machine
+of 2026-12-04 (2.7 steps/s) `:30min` with `--config.total_steps=3800 --config.eval_every=3800
+--config.infogan.refit_heads=20 --config.infogan.refit_learning_rate=3e-3` took 28 min 1 s - 29
+min 1 s alone and reached 0.801 / 0.869 / 0.930, mean 0.867 (README, "GAN-native methods"). The generator pays for the
 clusters: each code value draws nearly one image (FID about 200 against the main job's 45,
 recall 0.000-0.001; the sample grid's rows are ten distinct digits, its columns near copies).
 Published anchors (full MNIST): InfoGAN about 0.95; ClusterGAN 0.91 mean (0.95 best).
