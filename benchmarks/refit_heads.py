@@ -21,7 +21,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,9 +47,8 @@ def sweep(workdir: str, variants: list[dict], batch_size: int = 256, seed: int =
   train, test = (gan_jax.load_dataset(run.config.data.name, split, image_size=run.config.image_size,
                                       channels=run.config.channels) for split in ("train", "test"))
   variables = {**run.discriminator, "params": run.state.get("d_ema_params", run.discriminator["params"])}
-  read = lambda features: (features["code_input"].astype(jnp.float32),
-                           training.pairing_embedding(features).astype(jnp.float32))
-  inputs, embeddings = jax.jit(lambda v, x: training.map_discriminator(run.gan, v, x, read))(variables, train.images)
+  inputs, embeddings = jax.jit(lambda v, x: training.map_discriminator(run.gan, v, x, training.refit_inputs))(
+      variables, train.images)
   neighbours = training.nearest_neighbours(embeddings, code.refit_k)
   trained = {name: value for name, value in variables["params"].items() if not name.startswith("code_refit")}
   results = []
@@ -62,10 +60,7 @@ def sweep(workdir: str, variants: list[dict], batch_size: int = 256, seed: int =
     start = time.perf_counter()
     dense, _ = jax.block_until_ready(fit(jax.random.key(seed), inputs, neighbours))
     seconds = time.perf_counter() - start
-    params = dict(trained)
-    for j in range(variant["heads"]):
-      params[f"code_refit_hidden_{j}"] = jax.tree.map(lambda x: x[j], dense["hidden"])
-      params[f"code_refit_{j}"] = jax.tree.map(lambda x: x[j], dense["output"])
+    params = {**trained, **training.refit_head_params(dense, variant["heads"])}
     discriminator = run.gan.discriminator.clone(code_refit_heads=variant["heads"])
     refitted = {**variables, "params": params}
     head, _ = representation.choose_code_head(discriminator, refitted, train.images, refit=True)

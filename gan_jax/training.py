@@ -1057,6 +1057,18 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
 
 
+def refit_inputs(features: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """(what Q's heads read, the embedding neighbours are mined by), float32: what refit heads
+  are fitted on (`make_refit_fn`)."""
+  return features["code_input"].astype(jnp.float32), pairing_embedding(features).astype(jnp.float32)
+
+
+def refit_head_params(dense: dict[str, Any], num_heads: int) -> dict[str, Any]:
+  """Q's `code_refit_hidden_{j}` / `code_refit_{j}` params from `code_refit.fit_heads`' heads."""
+  return {name: jax.tree.map(lambda x, j=j: x[j], dense[layer]) for j in range(num_heads)
+          for layer, name in (("hidden", f"code_refit_hidden_{j}"), ("output", f"code_refit_{j}"))}
+
+
 def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
   """`refit_fn(state, images_u8) -> (state, losses)`, jit-compiled: Q's `infogan.refit_heads`
   heads fitted afresh (`code_refit.fit_heads`) on D's frozen features of the uint8
@@ -1071,14 +1083,11 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
                           dim=code.refit_dim, act=heads.REFIT_ACTIVATION)
 
   def refit_params(params, variables, images_u8, key):
-    read = lambda features: (features["code_input"].astype(jnp.float32),
-                             pairing_embedding(features).astype(jnp.float32))
-    inputs, embeddings = map_discriminator(gan, {**variables, "params": params}, images_u8, read)
+    inputs, embeddings = map_discriminator(gan, {**variables, "params": params}, images_u8, refit_inputs)
     dense, head_losses = fit(key, inputs, nearest_neighbours(embeddings, code.refit_k))
-    params = dict(params)
-    for j in range(code.refit_heads):
-      for layer, name in (("hidden", f"code_refit_hidden_{j}"), ("output", f"code_refit_{j}")):
-        params[name] = jax.tree.map(lambda new, old: new[j].astype(old.dtype), dense[layer], params[name])
+    fitted = refit_head_params(dense, code.refit_heads)
+    params = {**params, **{name: jax.tree.map(lambda new, old: new.astype(old.dtype), fitted[name], params[name])
+                           for name in fitted}}
     return params, head_losses
 
   def refit_fn(state, images_u8):
