@@ -16,10 +16,9 @@ import sys
 from absl import app
 from absl import flags
 
-from gan_jax import evaluation
 from gan_jax import metric_logging
+from gan_jax import runs
 from gan_jax.evaluation import report
-from gan_jax.evaluation import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
@@ -40,10 +39,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   metric_logging.configure_cli_logging()
   try:
-    metrics = evaluation.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value,
-                                          num_clusters=_NUM_CLUSTERS.value, validation=_VALIDATION.value,
-                                          generation_samples=_GENERATION_SAMPLES.value)
-  except workdir_lib.EvalError as e:
+    metrics = runs.evaluate_workdir(_WORKDIR.value, _STEP.value, features=_FEATURES.value,
+                                    num_clusters=_NUM_CLUSTERS.value, validation=_VALIDATION.value,
+                                    generation_samples=_GENERATION_SAMPLES.value)
+  except runs.EvalError as e:
     sys.exit(f"eval.py: {e}")
   p = metrics["protocol"]
   whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""

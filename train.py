@@ -5,7 +5,7 @@ r"""Trains a GAN.
 
 Running it again on the same workdir resumes from the latest checkpoint. It trains on
 every device it sees; on several hosts, start the same command on each with
-`--distributed` (README, "Multi-host"). SIGTERM (preemption) or Ctrl-C saves a checkpoint
+`--distributed` (README, "Several devices and several hosts"). SIGTERM (preemption) or Ctrl-C saves a checkpoint
 at the step reached, logs the command that resumes from it, and exits with status 0.
 """
 
@@ -21,7 +21,7 @@ from gan_jax import checkpoints
 from gan_jax import cli
 from gan_jax import metric_logging
 from gan_jax import parallel
-from gan_jax import training
+from gan_jax import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, samples and logs.")
@@ -48,7 +48,7 @@ def main(argv):
       sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
                "elsewhere pass --coordinator_address, --num_processes and --process_id)")
   try:
-    training.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
   except (ValueError, FloatingPointError, checkpoints.CheckpointError) as e:
     if not _raised_by_gan_jax(e):
       raise
@@ -69,7 +69,7 @@ def _raised_by_gan_jax(e: BaseException) -> bool:
   tb = e.__traceback__
   while tb.tb_next is not None:
     tb = tb.tb_next
-  package = os.path.dirname(os.path.abspath(training.__file__))
+  package = os.path.dirname(os.path.abspath(loop.__file__))
   return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep)
 
 

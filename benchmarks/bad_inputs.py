@@ -59,13 +59,8 @@ def last_line(text, contains=None):
   return line.split("] ", 1)[1] if line.startswith(("I1", "W1", "E1")) and "] " in line else line
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--out", help="also write the Markdown table here")
-  args = parser.parse_args()
-  scratch = tempfile.mkdtemp(prefix="bad_inputs_")
-  p = lambda *parts: os.path.join(scratch, *parts)
-
+def prepare_inputs(p):
+  """The spoilt runs, image folders and config files of the cases, in the scratch directory `p(...)`."""
   # A run to spoil: 4 steps, checkpoints 2 and 4.
   code, err = run(["train.py", f"--workdir={p('run')}", *TINY])
   assert code == 0, err[-2000:]
@@ -87,7 +82,20 @@ def main():
     f.write(b"not a png")
   with open(p("no_get_config.py"), "w") as f:
     f.write("x = 1\n")
+  with open(p("nan_config.py"), "w") as f:  # debug_nan_step is an optional field: a config file sets it.
+    f.write("from configs import mnist_dcgan\n\n\ndef get_config(arg=None):\n"
+            "  config = mnist_dcgan.get_config(arg)\n  config.debug_nan_step = 3\n  return config\n")
   os.makedirs(p("not_a_run"))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--out", help="also write the Markdown table here")
+  args = parser.parse_args()
+  scratch = tempfile.mkdtemp(prefix="bad_inputs_")
+  p = lambda *parts: os.path.join(scratch, *parts)
+
+  prepare_inputs(p)
 
   train = lambda workdir, *flags: ["train.py", f"--workdir={p(workdir)}", *TINY, *flags]
   folder = lambda d: ["--config.data.name=image_folder", f"--config.data.data_dir={p(d)}", "--config.data.resize=resize"]
@@ -133,7 +141,7 @@ def main():
 
   # Faults from the command line: a NaN at step 3 (a test-only knob), and SIGTERM.
   shutil.rmtree(p("new"), ignore_errors=True)
-  code, err = run(train("nan", "--config.debug_nan_step=3"))
+  code, err = run(["train.py", f"--workdir={p('nan')}", f"--config={p('nan_config.py')}", *TINY[1:]])
   rows.append(("NaN in the loss at step 3 (config.debug_nan_step=3)", code, last_line(err),
                f"checkpoints {sorted(os.listdir(p('nan', 'checkpoints')))}"))
   code, err = run(train("sigterm", "--config.total_steps=2000", "--config.save_every=1000", "--config.log_every=1000",

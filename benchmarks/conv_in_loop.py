@@ -2,7 +2,7 @@
 
   python benchmarks/conv_in_loop.py
 
-On XLA:CPU the loop body runs convolutions far slower, which is why `training.repeat`
+On XLA:CPU the loop body runs convolutions far slower, which is why `step.repeat`
 unrolls the `n_dis` and `steps_per_call` loops on CPU.
 """
 

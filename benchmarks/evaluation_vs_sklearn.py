@@ -53,13 +53,14 @@ def mnist_pixels():
 
 
 def mnist_gan(workdir: str):
-  from gan_jax.evaluation import representation, workdir as workdir_lib
-  config, gan, step, trained, _ = workdir_lib.load_run(workdir)
-  settings = representation.get_config(config)
+  from gan_jax import runs
+  from gan_jax.evaluation import representation
+  run = runs.load_run(workdir)
+  settings = representation.get_config(run.config)
   (train, train_y), (test, test_y) = data.mnist_5k("train"), data.mnist_5k("test")
-  extract = lambda images: features_lib.discriminator_features(gan.discriminator, trained, images,
+  extract = lambda images: features_lib.discriminator_features(run.gan.discriminator, run.discriminator, images,
                                                                representation=settings.probe_features)
-  print(f"  ({workdir} step {step}, features {settings.probe_features})")
+  print(f"  ({workdir} step {run.step}, features {settings.probe_features})")
   return extract(train), train_y, extract(test), test_y
 
 

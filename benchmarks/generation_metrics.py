@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_jax import training  # noqa: E402
+from gan_jax import runs  # noqa: E402
+from gan_jax import sampling  # noqa: E402
 from gan_jax.evaluation import generation  # noqa: E402
-from gan_jax.evaluation import workdir as workdir_lib  # noqa: E402
 
 
 def row(name, scores, seconds=None):
@@ -39,7 +39,7 @@ def main():
   parser.add_argument("--num_samples", type=int, default=10_000)
   args = parser.parse_args()
 
-  config = workdir_lib.load_config(args.workdir)
+  config = runs.load_config(args.workdir)
   settings = generation.get_config(config)
   settings.num_samples = args.num_samples
   start = time.perf_counter()
@@ -52,8 +52,8 @@ def main():
   print("|---|---|---|---|---|---|---|---|")
   protocol, generate_fn = None, None
   for step in manager_steps:
-    run = workdir_lib.load_run(args.workdir, step, config)
-    generate_fn = generate_fn or training.make_generate_fn(run.gan, config.seed, settings.batch_size)
+    run = runs.load_run(args.workdir, step, config)
+    generate_fn = generate_fn or sampling.make_generate_fn(run.gan, config.seed, settings.batch_size)
     start = time.perf_counter()
     scores = scorer.run(generate_fn(run.state))
     print(row(f"EMA generator, step {step}", scores, time.perf_counter() - start), flush=True)

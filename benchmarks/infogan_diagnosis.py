@@ -31,7 +31,7 @@ from sklearn import linear_model, preprocessing
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gan_jax  # noqa: E402
-from gan_jax import data, training  # noqa: E402
+from gan_jax import data, sampling  # noqa: E402
 from gan_jax.evaluation import features as features_lib, metrics, representation  # noqa: E402
 
 
@@ -47,8 +47,8 @@ def diagnose(workdir: str, num_fakes: int = 2000, seed: int = 0) -> dict:
   reader = linear_model.LogisticRegression(max_iter=300, C=0.05).fit(scaler.transform(train_x), train.labels)
   reader_accuracy = reader.score(scaler.transform(gan_jax.extract_features(run, test.images)), test.labels)
 
-  latents, codes, _ = training.sample_latents(jax.random.key(seed), num_fakes, run.gan)
-  fakes = data.to_uint8(training.make_sample_fn(run.gan, run.config.seed)(run.state, latents))
+  latents, codes, _ = sampling.sample_latents(jax.random.key(seed), num_fakes, run.gan)
+  fakes = data.to_uint8(sampling.make_sample_fn(run.gan, run.config.seed)(run.state, latents))
   codes = np.asarray(codes)
   digits = reader.predict(scaler.transform(gan_jax.extract_features(run, fakes)))
   q = lambda images: features_lib.head_predictions(run.gan.discriminator, run.discriminator, images, "code_logits")

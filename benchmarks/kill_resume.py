@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top
 from gan_jax import checkpoints  # pylint: disable=g-import-not-at-top
 from gan_jax import parallel  # pylint: disable=g-import-not-at-top
-from gan_jax import training  # pylint: disable=g-import-not-at-top
+from gan_jax import state as state_lib  # pylint: disable=g-import-not-at-top
 
 TOTAL, SAVE_EVERY = 1000, 50
 FLAGS = ["--config=configs/mnist_dcgan.py", "--config.model.latent_dim=16", "--config.model.generator_features=8",
@@ -70,8 +70,8 @@ def run(workdir, script=("train.py",), kill_after=None):
 
 def final_state(workdir):
   config = tiny_config()
-  gan = training.make_gan(config)
-  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: training.init_state(gan, config)),
+  gan = state_lib.make_gan(config)
+  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: state_lib.init_state(gan, config)),
                                        parallel.replicated(parallel.make_mesh()))
   manager = checkpoints.make_manager(workdir, keep=3, read_only=True)
   try:

@@ -1,13 +1,13 @@
 r"""How often an image's nearest neighbour shows the same digit, by pool size: how clean the
-pairs of SCAN's neighbour term (`infogan.neighbour_weight`) can be.
+pairs of SCAN's neighbour term (`infogan.neighbours`) can be.
 
   python benchmarks/neighbour_purity.py --workdir=runs/infogan_scan_rw0_seed0 --step=1000
 
 For each representation of the run's discriminator (cosine similarity, as the term uses), and
-each pool size (a training batch, a batch plus a queue, the whole training split), the
+each pool size (a training batch, larger pools, the whole training split), the
 fraction of the pool's images whose nearest other image in the pool has the same label,
 averaged over random pools of the training split. Prints a Markdown table. For a run that
-mines its neighbours over the training set (`infogan.neighbour_k`, `ssl.neighbour_k`), it
+mines its neighbours over the training set (`infogan.neighbours`), it
 also prints how many of the k neighbours in the run's own table share each image's label.
 """
 

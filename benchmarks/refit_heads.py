@@ -1,13 +1,14 @@
-r"""How the clusters of Q's refit heads (`infogan.refit_heads`) depend on how they are fitted.
+r"""How the clusters of Q's refit heads (`infogan.refit`) depend on how they are fitted.
 
   python benchmarks/refit_heads.py --workdir=runs/infogan_refit30_seed0 \
       --variants=10:3000:1024:1e-3,10:3000:1024:3e-3,20:3000:1024:3e-3
 
-Each variant, heads:steps:dim:learning_rate, fits that many heads afresh (`code_refit.fit_heads`,
-`--batch_size` images a step) on the frozen features of the run's latest checkpoint, as
-`training.make_refit_fn` does at the end of training: D's EMA where the run keeps one (the
-weights eval.py reads the heads from), the training split, neighbours by D's embedding. The
-heads are written into Q's refit layers and chosen among, with the heads trained with D, as
+Each variant, heads:steps:dim:learning_rate, is the run's `config.infogan.refit` block (its
+defaults, `configs/base.py`, where the run has none) with those fields and `--batch_size`; it
+fits that many heads afresh (`refit.fit_heads`) on the frozen features of the run's latest
+checkpoint, as `refit.make_refit_fn` does at the end of training: D's EMA where the run keeps
+one (the weights eval.py reads the heads from), the training split, neighbours by D's
+embedding. The heads are written into Q's refit layers and chosen among, with the heads trained with D, as
 eval.py chooses (`representation.choose_code_head`: lowest SCAN loss, no labels). Printed per
 variant: the chosen head's test ACC, the best and the mean refit head's, and the fitting time.
 The run's checkpoint is not changed.
@@ -25,8 +26,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from configs import base  # noqa: E402
 import gan_jax  # noqa: E402
-from gan_jax import code_refit, training  # noqa: E402
+from gan_jax import neighbours as neighbours_lib, refit, terms  # noqa: E402
 from gan_jax.evaluation import metrics, representation  # noqa: E402
 from gan_jax.models import heads  # noqa: E402
 
@@ -38,35 +40,43 @@ def parse_variant(text: str) -> dict:
   return {"heads": int(fields[0]), "steps": int(fields[1]), "dim": int(fields[2]), "learning_rate": float(fields[3])}
 
 
+def refit_block(config, variant: dict, batch_size: int):
+  """`config.infogan.refit` (its defaults where the run has none) with the variant's fields and `batch_size`."""
+  given = terms.block(config, "infogan.refit")
+  return base.refit(**{**(given.to_dict() if given is not None else {}), **variant, "batch_size": batch_size})
+
+
 def sweep(workdir: str, variants: list[dict], batch_size: int = 256, seed: int = 0) -> list[dict]:
   """For each variant: {variant, chosen head, its test ACC, every refit head's test ACC, seconds}."""
   run = gan_jax.load_run(workdir)
-  code = training.code_settings(run.config)
   if not run.gan.num_categories:
     raise ValueError(f"{workdir}: not an InfoGAN run (config.infogan.categories is 0)")
   train, test = (gan_jax.load_dataset(run.config.data.name, split, image_size=run.config.image_size,
                                       channels=run.config.channels) for split in ("train", "test"))
   variables = {**run.discriminator, "params": run.state.get("d_ema_params", run.discriminator["params"])}
-  inputs, embeddings = jax.jit(lambda v, x: training.map_discriminator(run.gan, v, x, training.refit_inputs))(
+  inputs, embeddings = jax.jit(lambda v, x: neighbours_lib.map_discriminator(run.gan, v, x, refit.refit_inputs))(
       variables, train.images)
-  neighbours = training.nearest_neighbours(embeddings, code.refit_k)
+  neighbours = neighbours_lib.nearest_neighbours(embeddings, refit_block(run.config, {}, batch_size).k)
+  mining = terms.block(run.config, "infogan.neighbours")
+  entropy_weight = mining.entropy_weight if mining is not None else refit.SCAN_ENTROPY_WEIGHT
   trained = {name: value for name, value in variables["params"].items() if not name.startswith("code_refit")}
   results = []
   for variant in variants:
-    fit = jax.jit(lambda key, x, n, v=variant: code_refit.fit_heads(
-        key, x, n, num_heads=v["heads"], hidden=code.hidden, categories=code.categories, steps=v["steps"],
-        batch_size=batch_size, learning_rate=v["learning_rate"], entropy_weight=code.neighbour_entropy_weight,
-        dim=v["dim"], act=heads.REFIT_ACTIVATION))
+    settings = refit_block(run.config, variant, batch_size)
+    fit = jax.jit(lambda key, x, n, r=settings: refit.fit_heads(
+        key, x, n, num_heads=r.heads, hidden=run.gan.discriminator.code_hidden,
+        categories=run.config.infogan.categories, steps=r.steps, batch_size=r.batch_size,
+        learning_rate=r.learning_rate, entropy_weight=entropy_weight, dim=r.dim, act=heads.REFIT_ACTIVATION))
     start = time.perf_counter()
     dense, _ = jax.block_until_ready(fit(jax.random.key(seed), inputs, neighbours))
     seconds = time.perf_counter() - start
-    params = {**trained, **training.refit_head_params(dense, variant["heads"])}
-    discriminator = run.gan.discriminator.clone(code_refit_heads=variant["heads"])
+    params = {**trained, **refit.refit_head_params(dense, settings.heads)}
+    discriminator = run.gan.discriminator.clone(code_refit_heads=settings.heads)
     refitted = {**variables, "params": params}
     head, _ = representation.choose_code_head(discriminator, refitted, train.images, refit=True)
     clusters = representation.code_head_logits(discriminator, refitted, test.images, refit=True).argmax(-1)
     accs = [metrics.clustering_metrics(test.labels, c)["acc"] for c in clusters.T]
-    first_refit = clusters.shape[1] - variant["heads"]
+    first_refit = clusters.shape[1] - settings.heads
     results.append({"variant": variant, "head": head, "acc": accs[head], "refit_accs": accs[first_refit:],
                     "seconds": seconds})
   return results

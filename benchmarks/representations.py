@@ -11,7 +11,7 @@ split fitted):
     logistic regression; k-means (ours) on the pixels.
   random discriminator (each run's initialisation, the control) and trained discriminator
     (at the run's configured feature choice): linear probe, k-NN, k-means, as eval.py
-    computes them (`gan_jax.evaluation.evaluate_workdir`).
+    computes them (`gan_jax.runs.evaluate_workdir`).
   categorical code (InfoGAN runs) and semi-supervised classifier (K+1 runs), when given, with
     those runs' trained discriminators; the K+1 runs' control (the same D trained on the
     labelled subset alone), when given.
@@ -37,10 +37,10 @@ sys.path.insert(0, REPO)
 
 from gan_jax import data  # pylint: disable=g-import-not-at-top
 from gan_jax import files  # pylint: disable=g-import-not-at-top
+from gan_jax import runs  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-from gan_jax.evaluation import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
 COLUMNS = ("test accuracy", "cluster ACC", "NMI", "ARI", "seconds")
 ANCHOR_COLUMN = "published anchor (full MNIST, 60,000 training images; not this subset)"
@@ -88,7 +88,7 @@ def run_rows(workdir: str, label: str, random_control: bool = True) -> dict[str,
   linear probe, k-NN and k-means; for GAN-native heads their own assignments). Without
   `random_control`, the random discriminator's rows are left out (the main runs have them)."""
   start = time.perf_counter()
-  metrics = workdir_lib.evaluate_workdir(workdir, write=False, generation_samples=0)
+  metrics = runs.evaluate_workdir(workdir, write=False, generation_samples=0)
   seconds = time.perf_counter() - start
   names = {"gan_discriminator": f"{label}: trained discriminator",
            "random_discriminator": f"{label}: random discriminator (control)",
@@ -174,7 +174,7 @@ def main(argv=None):
   parser.add_argument("--out_dir", default="docs/representations")
   args = parser.parse_args(argv)
   seeds = [int(s) for s in args.seeds.split(",")]
-  config = workdir_lib.load_config(args.runs.format(seed=seeds[0]))
+  config = runs.load_config(args.runs.format(seed=seeds[0]))
   splits = [data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
             for split in ("train", "test")]
   templates = ((args.runs, "GAN"), (args.infogan_runs, "InfoGAN"), (args.ssl_runs, "K+1 GAN"),

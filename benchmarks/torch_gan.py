@@ -3,7 +3,7 @@
   python benchmarks/torch_gan.py [--batch_size=64] [--channels_last]
 
 The SNGAN paper's "standard CNN" at 32 pixels, exactly as `gan_jax.models.dcgan` builds it
-for `configs/cifar10_dcgan.py`, and the same work per step as `training.train_step`:
+for `configs/cifar10_dcgan.py`, and the same work per step as `step.train_step`:
   - `n_dis` discriminator updates, each on a real batch gathered from an in-memory uint8
     dataset and a fresh generated batch (generator in training mode, no gradient), real
     and fake through D in one pass; non-saturating loss; Adam(2e-4, 0.5, 0.999);

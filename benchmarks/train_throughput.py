@@ -10,7 +10,7 @@ r"""Training throughput of a config's GAN step: compile time, steps/s, images/s,
   # The sharded program on 1, 2, 4, 8 fake CPU devices (one subprocess each):
   python benchmarks/train_throughput.py --fake_cpu_devices=1,2,4,8
 
-It times `training.make_train_fn`, the exact function `train.py` runs, on a synthetic
+It times `step.make_train_fn`, the exact function `train.py` runs, on a synthetic
 uint8 dataset resident on the devices (the data pipeline of training, without the disk).
 Steps/s is the median over `--windows` timed windows after a warm-up call, each window
 ending in `block_until_ready`. FLOPs per step come from XLA's cost analysis of the lowered
@@ -60,29 +60,34 @@ PEAK_FLOPS = {
 
 def _program(config, num_examples: int):
   """`(train_fn, state, data)`: the compiled-to-be training call and its inputs, `train_fn(state, *data)`:
-  the synthetic training set, and with `config.ssl.labels_per_class` a synthetic labelled subset
-  and its labels (replicated, as train.py passes them)."""
+  the terms' weights, the synthetic training set, and with `config.kplus1` a synthetic labelled
+  subset and its labels (replicated, as train.py passes them)."""
   import jax
   import numpy as np
-  from gan_jax import parallel, training
+  from gan_jax import parallel, state as state_lib, step as step_lib
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
-  gan = training.make_gan(config)
+  gan = state_lib.make_gan(config)
   num_examples -= num_examples % jax.device_count()
   # The size matters to the state: configs that mine neighbours keep a table of them.
-  state = jax.jit(lambda: training.init_state(gan, config, num_examples), out_shardings=replicated)()
+  state = jax.jit(lambda: state_lib.init_state(gan, config, num_examples), out_shardings=replicated)()
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))  # Split over the devices, as in train.py.
-  inputs = (images,)
-  if config.ssl.labels_per_class:
-    num_labelled = config.ssl.labels_per_class * config.ssl.num_classes
+  inputs = (step_lib.term_weights(config), images)
+  if "kplus1" in config:
+    num_labelled = config.kplus1.labels_per_class * config.kplus1.num_classes
     labelled = np.random.default_rng(1).integers(0, 256, (num_labelled, *images.shape[1:]), dtype=np.uint8)
-    labels = np.arange(num_labelled, dtype=np.int32) % config.ssl.num_classes
+    labels = np.arange(num_labelled, dtype=np.int32) % config.kplus1.num_classes
     inputs += tuple(jax.device_put(x, replicated) for x in (labelled, labels))
-  return training.make_train_fn(gan, config, mesh, num_examples), state, inputs
+  return step_lib.make_train_fn(gan, config, mesh, num_examples), state, inputs
+
+
+def _contrastive_weight(config) -> float:
+  """The weight of D's contrastive term; 0 where its block is absent."""
+  return float(config.contrastive.weight) if "contrastive" in config else 0.0
 
 
 def _with_batch(config, batch_size: int):
@@ -165,10 +170,10 @@ def main(argv):
     _fake_device_runs(_FAKE_CPU_DEVICES.value)
     return
   import jax
-  from gan_jax import training
+  from gan_jax import loop
 
   base = _CONFIG.value
-  training.validate_config(base)
+  loop.validate_config(base)
   batch_sizes = [int(b) for b in _BATCH_SIZES.value or [base.batch_size]]
   if _FLOPS_ONLY.value:
     for batch_size in batch_sizes:
@@ -184,7 +189,7 @@ def main(argv):
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})"
   print(f"JAX {jax.__version__} on {device}; model {base.model.name} {base.image_size}px, "
         f"stride1_convs={base.model.discriminator_stride1_convs}, dtype {base.model.dtype}, n_dis {base.n_dis}, "
-        f"augment {base.get('augment', '') or 'none'}, contrastive weight {training.contrastive_settings(base)[0]}")
+        f"augment {base.get('augment', '') or 'none'}, contrastive weight {_contrastive_weight(base)}")
   rows = {}
   for batch_size in batch_sizes:
     for k in fused:
@@ -208,7 +213,7 @@ def main(argv):
     import torch_gan
     if not (base.image_size == 32 and base.model.discriminator_stride1_convs and base.n_dis == 1
             and base.model.generator_features == 64 and base.model.discriminator_features == 64
-            and base.model.latent_dim == 128 and not base.get("augment") and not training.contrastive_settings(base)[0]
+            and base.model.latent_dim == 128 and not base.get("augment") and not _contrastive_weight(base)
             and base.model.dtype == "float32"):
       sys.exit("--torch compares the float32 standard CNN GAN only: use --config=configs/cifar10_dcgan.py")
     for batch_size in batch_sizes:

@@ -17,43 +17,32 @@ optimizer settings of its Table 2 give IS between about 6 and 7. Not measured he
 
 import ml_collections
 
-from configs import mnist_dcgan
+from configs import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = mnist_dcgan.get_config()  # The shared fields; this config's own runlocal is below.
+  config = base.get_config()
   config.data.name = "cifar10"
   config.image_size = 32
   config.channels = 3
-
-  config.model.latent_dim = 128
-  config.model.generator_features = 64
-  config.model.discriminator_features = 64
-  config.model.discriminator_stride1_convs = True
+  config.model.update(latent_dim=128, generator_features=64, discriminator_features=64,
+                      discriminator_stride1_convs=True)
   config.augment = ""  # The published recipe; the MNIST default adds DiffAugment and SimCLR.
-  config.contrastive.weight = 0.0
-
-  config.batch_size = 64
   config.total_steps = 100_000
-  config.log_every = 100
-  config.save_every = 5_000
-  config.sample_every = 5_000
+  config.save_every = config.sample_every = 5_000
   config.eval_every = 10_000
   # `dcgan` would be 22,528 dims x 50,000 images here (4.5 GB a copy); the last conv
   # layer flattened (4x4x512) keeps the probe to 8,192.
   config.evals.representation.probe_features = "pre_logits"
   # The papers' FID protocol: 50,000 EMA samples against the 50,000 training images on
-  # InceptionV3's pool3. Off until the converted weights are named (README, "Generation
-  # metrics"): --config.evals.generation.num_samples=50000
+  # InceptionV3's pool3. Off until the converted weights are named (docs/generation_metrics.md):
+  # --config.evals.generation.num_samples=50000
   # --config.evals.generation.inception_weights=/path/pt_inception-2015-12-05.npz
-  config.evals.generation.update(num_samples=0, extractor="inception_v3", resize="bilinear")
-
+  config.evals.generation.update(num_samples=0, extractor="inception_v3")
   if arg == "runlocal":  # Same model, a few steps: checks the pipeline on a laptop.
     config.steps_per_call = 1  # Compiles faster; fused calls only pay off over long runs.
     config.total_steps = 20
-    config.log_every = 10
-    config.save_every = 10
-    config.sample_every = 10
+    config.log_every = config.save_every = config.sample_every = 10
     config.eval_every = 0
   elif arg:
     raise ValueError(f"config argument {arg!r}; allowed: runlocal")

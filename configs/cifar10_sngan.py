@@ -29,12 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.discriminator_features = 128
   config.loss = "hinge"
   config.n_dis = 5
-  config.batch_size = 64
   config.ema_decay = 0.9999
   for opt in (config.g_optimizer, config.d_optimizer):
-    opt.update(name="adam", learning_rate=2e-4, b1=0.0, b2=0.9, schedule="linear")
-  # k-means on the last block max-pooled; the probe on the sum-pooled 128 features.
-  config.evals.representation.probe_features = "pre_logits"
+    opt.update(b1=0.0, b2=0.9, schedule="linear")
   if arg == "runlocal":
     config.total_steps = 10
     config.log_every = config.save_every = config.sample_every = 5

@@ -14,16 +14,16 @@ Not measured here: a 100k-step run needs a GPU and the cifar10 data.
 
 import ml_collections
 
+from configs import base
 from configs import cifar10_dcgan
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  runlocal = arg in ("runlocal", "supervised_only,runlocal")
-  config = cifar10_dcgan.get_config("runlocal" if runlocal else None)
-  config.augment = "translation,cutout"
-  config.ssl.update(labels_per_class=400, num_classes=10, feature_matching=True)
-  if arg and arg.startswith("supervised_only"):
-    config.ssl.unsupervised_weight = 0.0
-  elif arg and not runlocal:
+  if arg not in (None, "runlocal", "supervised_only", "supervised_only,runlocal"):
     raise ValueError(f"config argument {arg!r}; allowed: runlocal, supervised_only, supervised_only,runlocal")
+  config = cifar10_dcgan.get_config("runlocal" if arg and arg.endswith("runlocal") else None)
+  config.augment = "translation,cutout"
+  config.kplus1 = base.kplus1(labels_per_class=400)
+  if arg and arg.startswith("supervised_only"):
+    config.kplus1.unsupervised_weight = 0.0
   return config

@@ -1,9 +1,12 @@
 """gan_jax: train GANs in JAX and use them to classify and cluster images.
 
 Modules: `data` (datasets and step-indexed batches), `models` (linen generators and
-discriminators), `losses`, `training` (train state, jit'd step, `train_and_evaluate`),
-`checkpoints` (Orbax), `parallel` (mesh and shardings), `visualize` (image grids),
-`evaluation` (features, k-means, linear probe, k-NN, generation metrics).
+discriminators), `terms` (the loss terms, one module per family), `state` (the train state),
+`step` (the jit'd update), `loop` (`train_and_evaluate`), `resume`, `neighbours` (SCAN's),
+`refit` (heads refitted on the frozen D), `sampling` (the EMA generator), `runs` (a workdir
+as a run; where training and evaluation meet), `checkpoints` (Orbax), `parallel` (mesh and
+shardings), `visualize` (image grids), `evaluation` (features, k-means, linear probe, k-NN,
+generation metrics; never imports the training code).
 
 For notebooks, the functions below are attributes of the package, each with its
 docstring (shapes, units, what it returns); they are imported on first use, so that

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import sys
 from typing import Any
 
 import jax
@@ -26,9 +27,11 @@ import numpy as np
 
 from gan_jax import cli
 from gan_jax import data
-from gan_jax import training
+from gan_jax import loop
+from gan_jax import runs
+from gan_jax import sampling
+from gan_jax import state as state_lib
 from gan_jax.evaluation import features as features_lib
-from gan_jax.evaluation import workdir as workdir_lib
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -38,6 +41,8 @@ def get_config(name: str = "mnist_dcgan", overrides: dict[str, Any] | None = Non
   with `overrides` as `{"dotted.field": value}`, as `--config.dotted.field=value` would set
   them. An unknown field is a ValueError naming it."""
   base, sep, arg = name.partition(":")
+  if os.path.dirname(CONFIGS_DIR) not in sys.path:  # The configs import each other as `configs.<name>`.
+    sys.path.append(os.path.dirname(CONFIGS_DIR))
   config = cli.load_config_file(os.path.join(CONFIGS_DIR, f"{base}.py{sep}{arg}"), "config")
   for field, value in (overrides or {}).items():
     *parents, leaf = field.split(".")
@@ -62,17 +67,17 @@ def load_dataset(name: str = "mnist_5k", split: str = "train", *, image_size: in
   return data.load_split(block, split, image_size=image_size, channels=channels)
 
 
-def make_gan(config: ml_collections.ConfigDict) -> training.GAN:
-  """The generator and discriminator (linen modules), optimizers and loss a config names."""
-  return training.make_gan(config)
+def make_gan(config: ml_collections.ConfigDict) -> state_lib.GAN:
+  """The generator and discriminator (linen modules) and optimizers a config names."""
+  return state_lib.make_gan(config)
 
 
 def init_state(config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:
   """A fresh train state of `config` (a dict pytree: step, rng, generator, discriminator,
   optimizer states, g_ema_params), as training starts from it. `num_examples` (the
-  training set's size) is needed only with `infogan.neighbour_k`."""
-  gan = training.make_gan(config)
-  return jax.jit(lambda: training.init_state(gan, config, num_examples))()
+  training set's size) is needed only with `config.infogan.neighbours`."""
+  gan = state_lib.make_gan(config)
+  return jax.jit(lambda: state_lib.init_state(gan, config, num_examples))()
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = None) -> dict[str, Any]:
@@ -82,24 +87,24 @@ def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = N
   if steps is not None:
     config = ml_collections.ConfigDict(config.to_dict())
     config.total_steps = steps
-  return training.train_and_evaluate(config, workdir)
+  return loop.train_and_evaluate(config, workdir)
 
 
-def load_run(workdir: str, step: int | None = None) -> workdir_lib.Run:
+def load_run(workdir: str, step: int | None = None) -> runs.Run:
   """A train.py workdir at checkpoint `step` (default: the latest): `.config`, `.gan`,
   `.step`, `.state` (the whole train state), `.discriminator` (its variables) and
   `.initial_discriminator` (the same network at initialisation: the random control)."""
-  return workdir_lib.load_run(workdir, step)
+  return runs.load_run(workdir, step)
 
 
-def sample(run: workdir_lib.Run, num_samples: int = 64, seed: int = 0) -> np.ndarray:
+def sample(run: runs.Run, num_samples: int = 64, seed: int = 0) -> np.ndarray:
   """uint8 `num_samples x H x W x C` from the run's EMA generator, on latents drawn from
   `seed` (codes included, for InfoGAN runs)."""
-  latents, _, _ = training.sample_latents(jax.random.key(seed), num_samples, run.gan)
-  return data.to_uint8(training.make_sample_fn(run.gan, run.config.seed)(run.state, latents))
+  latents, _, _ = sampling.sample_latents(jax.random.key(seed), num_samples, run.gan)
+  return data.to_uint8(sampling.make_sample_fn(run.gan, run.config.seed)(run.state, latents))
 
 
-def extract_features(run: workdir_lib.Run, images_u8: np.ndarray, representation: str = "dcgan", *,
+def extract_features(run: runs.Run, images_u8: np.ndarray, representation: str = "dcgan", *,
                      initial: bool = False, batch_size: int = 500) -> np.ndarray:
   """float32 `N x F` features of uint8 images from the run's discriminator (with
   `initial`, from its initialisation). `representation`: "dcgan" (every conv layer

@@ -9,10 +9,6 @@ comma-separated list of:
 
   translation   shift by up to 1/8 of the image size in each direction, zero-filled
   cutout        zero a square of half the image size at a random position
-  affine        rotate by up to 20 degrees, scale by 0.9-1.1 and shear by up to 0.2 about
-                the centre, bilinear, borders extended: made for the views that the
-                representation terms compare (`config.views_augment`), which the
-                real/fake loss never sees
 """
 
 from __future__ import annotations
@@ -54,30 +50,7 @@ def cutout(key: jax.Array, x_BxHxWxC: jax.Array, ratio: float = 0.5) -> jax.Arra
   return jnp.where(inside[..., None], jnp.zeros((), x_BxHxWxC.dtype), x_BxHxWxC)
 
 
-def affine(key: jax.Array, x_BxHxWxC: jax.Array, max_degrees: float = 20.0, max_scale: float = 0.1,
-           max_shear: float = 0.2) -> jax.Array:
-  b, h, w, c = x_BxHxWxC.shape
-  kr, ks, kh = jax.random.split(key, 3)
-  angle = jnp.deg2rad(jax.random.uniform(kr, (b,), minval=-max_degrees, maxval=max_degrees))
-  scale = jax.random.uniform(ks, (b,), minval=1 - max_scale, maxval=1 + max_scale)
-  shear = jax.random.uniform(kh, (b,), minval=-max_shear, maxval=max_shear)
-  cos, sin = jnp.cos(angle), jnp.sin(angle)
-  # The forward map is scale x rotation x [[1, shear], [0, 1]]; each output pixel samples the
-  # input at its inverse image: [[1, -shear], [0, 1]] x rotation(-angle) / scale.
-  inverse = jnp.stack([jnp.stack([cos + shear * sin, sin - shear * cos], -1),
-                       jnp.stack([-sin, cos], -1)], -2) / scale[:, None, None]  # B x 2 x 2, on (y, x).
-  centre = jnp.array([(h - 1) / 2, (w - 1) / 2])
-  grid = jnp.stack(jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij"), -1).reshape(-1, 2) - centre
-  source = jnp.einsum("bij,pj->bip", inverse, grid) + centre[None, :, None]  # B x 2 x HW
-
-  def warp(image_HxWxC, coords_2xP):
-    channel = lambda im: jax.scipy.ndimage.map_coordinates(im, list(coords_2xP), order=1, mode="nearest")
-    return jax.vmap(channel, in_axes=-1, out_axes=-1)(image_HxWxC).reshape(h, w, c)
-
-  return jax.vmap(warp)(x_BxHxWxC, source).astype(x_BxHxWxC.dtype)
-
-
-TRANSFORMS = {"translation": translation, "cutout": cutout, "affine": affine}
+TRANSFORMS = {"translation": translation, "cutout": cutout}
 POLICIES = tuple(TRANSFORMS)  # The names a policy may hold.
 
 

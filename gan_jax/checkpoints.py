@@ -57,7 +57,7 @@ class _Manager(ocp.CheckpointManager):
   writing: int | None = None  # The step of the last save started: the one a failed write was.
 
   def reached_preemption(self, step: int) -> bool:
-    # The training loop reports every step to the service itself (`training.StopSignals`).
+    # The training loop reports every step to the service itself (`loop.StopSignals`).
     # Orbax reports the step it saves, also later from the thread that finishes an
     # asynchronous save: that would move the service's count back to an older step, and
     # the sync point it then picks could lie behind the processes, which would never stop.

@@ -282,13 +282,13 @@ def labelled_subset(labels: np.ndarray, per_class: int, seed: int, num_classes: 
   labels = np.asarray(labels)
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
     raise DatasetError(f"labels run from {labels.min()} to {labels.max()}, outside the "
-                       f"config.ssl.num_classes={num_classes} classes")
+                       f"config.kplus1.num_classes={num_classes} classes")
   rng = np.random.default_rng(seed)
   chosen = []
   for c in range(num_classes):
     members = np.flatnonzero(labels == c)
     if len(members) < per_class:
-      raise DatasetError(f"config.ssl.labels_per_class={per_class}: class {c} has only {len(members)} "
+      raise DatasetError(f"config.kplus1.labels_per_class={per_class}: class {c} has only {len(members)} "
                          "training examples")
     chosen.append(rng.choice(members, per_class, replace=False))
   return np.sort(np.concatenate(chosen))

@@ -13,8 +13,9 @@ sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed pac
 # usual order. `--dist loadfile` hands each worker the next file in this order when it is
 # nearly done with its last, so the long files start first and short ones fill in at the end
 # (pytest-xdist's own order, most tests first, left test_multihost.py, one test of minutes, last).
-SLOWEST_FILES = ("test_gan_native.py", "test_training.py", "test_faults.py", "test_eval.py", "test_generation.py",
-                 "test_parallel.py", "test_multihost.py", "test_augment.py")
+SLOWEST_FILES = ("test_multihost.py", "test_faults.py", "test_infogan_training.py", "test_fingerprints.py",
+                 "test_kplus1_training.py", "test_loop.py", "test_eval.py", "test_generation.py", "test_parallel.py",
+                 "test_step.py", "test_neighbours.py")
 
 
 def _parse_mnist_5k_once():
@@ -70,6 +71,44 @@ def tiny_config(base: str = "mnist_dcgan", **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def initial_state(config, gan=None, num_examples: int = 0):
+  """(gan, `state.init_state` of `config` under `jax.jit`)."""
+  import jax
+  from gan_jax import state as state_lib
+  gan = gan or state_lib.make_gan(config)
+  return gan, jax.jit(lambda: state_lib.init_state(gan, config, num_examples))()
+
+
+def jit_step(config, gan=None):
+  """`step(state, real, weights=None, **batch) -> (state, metrics)`: `step.train_step` of `config`
+  jit-compiled, on `real` (`n_dis x B x H x W x C`) and the other batches given, with the
+  config's term weights unless `weights` says otherwise."""
+  import jax
+  from gan_jax import state as state_lib
+  from gan_jax import step as step_lib
+  gan = gan or state_lib.make_gan(config)
+  settings = step_lib.step_settings(config)
+  compiled = jax.jit(lambda s, b, w: step_lib.train_step(s, b, w, gan=gan, settings=settings))
+  default = step_lib.term_weights(config)
+  return lambda state, real, weights=None, **batch: compiled(state, {"real": real, **batch}, weights or default)
+
+
+def judged(batches, step=0, **batch):
+  """A `terms.core.Judged` of hand-made D outputs: `batches` maps each batch name to
+  {"logits": `B`, feature name: `B x ...`} (the same features for every batch), stacked in
+  that order; `batch` is what they were made from (codes, turns, labels, ...)."""
+  import jax.numpy as jnp
+  from gan_jax.terms.core import Judged
+  parts, start = {}, 0
+  for name, outputs in batches.items():
+    size = len(outputs["logits"])
+    parts[name], start = slice(start, start + size), start + size
+  stack = lambda key: jnp.concatenate([jnp.asarray(outputs[key], jnp.float32) for outputs in batches.values()])
+  features = {key: stack(key) for key in next(iter(batches.values())) if key not in ("logits", "images")}
+  images = stack("images") if all("images" in o for o in batches.values()) else None
+  return Judged(images, stack("logits"), features, parts, batch, jnp.asarray(step), None)
 
 
 @pytest.fixture(autouse=True, scope="session")

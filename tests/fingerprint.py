@@ -26,7 +26,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from gan_jax import data, parallel, training  # noqa: E402
+from gan_jax import data, parallel, refit, runs, state as state_lib, step as step_lib, terms  # noqa: E402
 
 CONFIGS = ("mnist_dcgan", "mnist_dcgan:rotation", "mnist_infogan", "mnist_infogan:30min", "mnist_ssl",
            "mnist_ssl:supervised_only", "cifar10_dcgan", "cifar10_sngan", "cifar10_ssl")
@@ -37,33 +37,17 @@ PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fingerprints.js
 SIZES = ("tiny", "full")
 
 
-# Config arguments of the refactored configs, as this commit spells them: the README's commands.
-EQUIVALENTS = {
-    "mnist_dcgan:rotation": ("mnist_dcgan", {"rotation.d_weight": 1.0, "rotation.g_weight": 0.2}),
-    "mnist_infogan:30min": ("mnist_infogan:30min", {"infogan.refit_heads": 20, "infogan.refit_learning_rate": 3e-3,
-                                                    "total_steps": 3800, "eval_every": 3800,
-                                                    "evals.generation.num_samples": 0}),
-}
-
-
 def fingerprint_config(spec: str, size: str):
   """The config `spec` ("name" or "name:arg") as the fingerprints of `size` train it."""
-  spec, overrides = EQUIVALENTS.get(spec, (spec, {}))
   name, _, arg = spec.partition(":")
   config = importlib.import_module(f"configs.{name}").get_config(arg or None)
-  for field, value in overrides.items():
-    *parents, leaf = field.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
   if name.startswith("cifar10"):
     config.data.name, config.image_size, config.channels = "mnist_5k", 32, 3
   config.steps_per_call = 1  # Compiles in a quarter of the time; the same step.
   config.eval_every = 0
   config.evals.generation.num_samples = 0
-  if config.infogan.refit_heads:
-    config.infogan.refit_steps = 3
+  if terms.block(config, "infogan.refit") is not None:
+    config.infogan.refit.steps = 3
   if size == "tiny":
     config.model.latent_dim = 16
     config.model.generator_features = config.model.discriminator_features = 8
@@ -75,21 +59,22 @@ def train_params(config, steps: int = STEPS):
   """G's and D's params (on the host) after `steps` steps of `config` on this process's devices,
   then Q's heads refitted where the config refits them."""
   mesh = parallel.make_mesh()
-  gan = training.make_gan(config)
+  gan = state_lib.make_gan(config)
   train = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
   replicated = parallel.replicated(mesh)
-  state = jax.jit(lambda: training.init_state(gan, config, len(images)), out_shardings=replicated)()
+  state = jax.jit(lambda: state_lib.init_state(gan, config, len(images)), out_shardings=replicated)()
   labelled = ()
-  if config.ssl.labels_per_class:
+  if "kplus1" in config:
     with tempfile.TemporaryDirectory() as workdir:
-      subset = training.load_labelled_subset(config, workdir, train)
+      subset = runs.load_labelled_subset(config, workdir, train)
     labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
-  train_fn = training.make_train_fn(gan, config, mesh, len(images))
+  train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
+  weights = step_lib.term_weights(config)
   for _ in range(steps // config.steps_per_call):
-    state, _ = train_fn(state, images, *labelled)
-  if config.infogan.refit_heads:
-    state, _ = training.make_refit_fn(gan, config, mesh)(state, images)
+    state, _ = train_fn(state, weights, images, *labelled)
+  if terms.block(config, "infogan.refit") is not None:
+    state, _ = refit.make_refit_fn(gan, config, mesh)(state, images)
   return jax.device_get({"generator": state["generator"]["params"], "discriminator": state["discriminator"]["params"]})
 
 
@@ -114,5 +99,5 @@ def main(sizes=SIZES, specs=CONFIGS):
     f.write("\n")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # [size [config ...]]
   main(tuple(sys.argv[1:2]) or SIZES, tuple(sys.argv[2:]) or CONFIGS)

@@ -19,7 +19,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conftest import tiny_config  # noqa: E402
-from gan_jax import data, parallel, training  # noqa: E402
+from configs import base  # noqa: E402
+from gan_jax import data, loop, parallel, refit, state as state_lib, step as step_lib  # noqa: E402
 
 
 def run_steps(config, num_steps: int):
@@ -33,37 +34,40 @@ def states_after(config, steps: tuple[int, ...]) -> dict:
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
-  gan = training.make_gan(config)
+  gan = state_lib.make_gan(config)
   train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))  # As train.py holds them.
   # As train_and_evaluate compiles it: the same program, so the compilation cache has it.
-  state = jax.jit(functools.partial(training.init_state, gan, config), out_shardings=replicated)()
-  train_fn = training.make_train_fn(gan, config, mesh, images.shape[0])
+  state = jax.jit(functools.partial(state_lib.init_state, gan, config), out_shardings=replicated)()
+  train_fn = step_lib.make_train_fn(gan, config, mesh, images.shape[0])
+  weights = step_lib.term_weights(config)
   states = {}
   for step in range(1, max(steps) + 1):
-    state, _ = train_fn(state, images)
+    state, _ = train_fn(state, weights, images)
     if step in steps:
       states[step] = jax.device_get(state)  # Before the next call, which donates `state`.
   return states
 
 
 def refit_config():
-  """A tiny InfoGAN config whose Q heads are refitted (`training.make_refit_fn`)."""
-  return tiny_config("mnist_infogan", **{"infogan.refit_heads": 2, "infogan.refit_steps": 3, "infogan.refit_dim": 8})
+  """A tiny InfoGAN config whose Q heads are refitted (`refit.make_refit_fn`)."""
+  config = tiny_config("mnist_infogan")
+  config.infogan.refit = base.refit(heads=2, steps=3, dim=8, learning_rate=1e-3)
+  return config
 
 
 def refit_heads(config) -> dict[str, np.ndarray]:
   """Q's refit heads (flattened) and their losses, `make_refit_fn` on every visible device
   applied to the initial state, on the host."""
   mesh = parallel.make_mesh()
-  gan = training.make_gan(config)
+  gan = state_lib.make_gan(config)
   train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
-  state = jax.jit(functools.partial(training.init_state, gan, config, images.shape[0]),
+  state = jax.jit(functools.partial(state_lib.init_state, gan, config, images.shape[0]),
                   out_shardings=parallel.replicated(mesh))()
-  state, losses = training.make_refit_fn(gan, config, mesh)(state, images)
+  state, losses = refit.make_refit_fn(gan, config, mesh)(state, images)
   params = jax.device_get(state["discriminator"]["params"])
   return {**flatten({name: value for name, value in params.items() if name.startswith("code_refit")}),
           "losses": np.asarray(losses)}
@@ -77,10 +81,10 @@ def main(out_dir: str):
   assert jax.device_count() == 8, jax.devices()
   np.savez(os.path.join(out_dir, "three_steps.npz"), **flatten(run_steps(tiny_config(), 3)))
   np.savez(os.path.join(out_dir, "refit.npz"), **refit_heads(refit_config()))
-  training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_8"))
-  training.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_1"))  # Resumes the test's run.
+  loop.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_8"))
+  loop.train_and_evaluate(tiny_config(), os.path.join(out_dir, "run_1"))  # Resumes the test's run.
   try:
-    training.train_and_evaluate(tiny_config(batch_size=12), os.path.join(out_dir, "uneven"))
+    loop.train_and_evaluate(tiny_config(batch_size=12), os.path.join(out_dir, "uneven"))
     message = "no error"
   except ValueError as e:
     message = str(e)

@@ -13,10 +13,13 @@ import shutil
 import jax
 import pytest
 
-from conftest import REPO, tiny_config
+from configs import base
+from conftest import REPO, initial_state, tiny_config
 from gan_jax import checkpoints
 from gan_jax import cli
-from gan_jax import training
+from gan_jax import loop
+from gan_jax import resume
+from gan_jax import state as state_lib
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -31,7 +34,7 @@ from gan_jax import training
 ])
 def test_bad_config_values_name_the_field_and_what_is_allowed(field, value, message):
   with pytest.raises(ValueError, match=message):
-    training.validate_config(tiny_config(**{field: value}))
+    loop.validate_config(tiny_config(**{field: value}))
 
 
 def test_config_file_mistakes_are_one_line(tmp_path):
@@ -48,7 +51,7 @@ def test_config_file_mistakes_are_one_line(tmp_path):
           f"--config={tmp_path}/broken.py: {tmp_path}/broken.py fails to import: ModuleNotFoundError: "
           "No module named 'nonexistent_module_xyz'",
       ("--config=configs/mnist_dcgan.py:bogus",):
-          "--config=configs/mnist_dcgan.py:bogus: config argument 'bogus'; allowed: runlocal",
+          "--config=configs/mnist_dcgan.py:bogus: config argument 'bogus'; allowed: runlocal, rotation",
       ("--config=configs/mnist_dcgan.py", "--config.totl_steps=5"):
           "--config.totl_steps: configs/mnist_dcgan.py has no field totl_steps; did you mean --config.total_steps?",
       ("--config=configs/mnist_dcgan.py", "--noconfig.data.downlaod"):
@@ -74,8 +77,7 @@ def saved_run(tmp_path_factory):
   """A workdir of the tiny config with (initial) train states saved at steps 2 and 4, and its config.json."""
   workdir = tmp_path_factory.mktemp("saved_run")
   config = tiny_config()
-  gan = training.make_gan(config)
-  state = jax.jit(lambda: training.init_state(gan, config))()
+  _, state = initial_state(config)
   manager = checkpoints.make_manager(str(workdir), keep=5, asynchronous=False)
   for step in (2, 4):
     checkpoints.save(manager, step, state)
@@ -101,7 +103,7 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
   # total_steps and a learning rate keep the shapes: only the width is named.
   config = tiny_config(total_steps=10, **{"model.discriminator_features": 16, "d_optimizer.learning_rate": 1e-3})
   with pytest.raises(ValueError) as info:
-    training.train_and_evaluate(config, str(workdir))
+    loop.train_and_evaluate(config, str(workdir))
   message = str(info.value)
   assert message.startswith(f"{workdir / 'checkpoints' / '4'} is a checkpoint of another train state than this "
                             "config makes: config.model.discriminator_features=16 (saved: 8) changes its shapes ("), message
@@ -113,18 +115,19 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
 
   manager = checkpoints.make_manager(str(workdir), keep=5, read_only=True)
   try:
-    abstract = lambda c: jax.eval_shape(lambda: training.init_state(training.make_gan(c), c))
-    two = tiny_config(**{"infogan.categories": 10, "model.latent_dim": 8})
-    with pytest.raises(ValueError, match=r"config.infogan.categories=10 \(saved: 0\) and config.model.latent_dim=8 "
-                       r"\(saved: 16\) change its shapes \(\d+ arrays differ, e.g. "):
-      training.check_resumable(two, str(workdir), manager, 4, abstract(two))
+    abstract = lambda c: jax.eval_shape(lambda: state_lib.init_state(state_lib.make_gan(c), c))
+    two = tiny_config(**{"model.latent_dim": 8})
+    two.infogan = base.infogan()  # A term switched on: its block is named as one change.
+    with pytest.raises(ValueError, match=r"config.infogan \(a block the saved config lacks\) and "
+                       r"config.model.latent_dim=8 \(saved: 16\) change its shapes \(\d+ arrays differ, e.g. "):
+      resume.check_resumable(two, str(workdir), manager, 4, abstract(two))
     # Without the run's config.json (a checkpoint of another architecture copied in, say),
     # the first array that differs is named.
     os.remove(workdir / "config.json")
     other = tiny_config(**{"model.generator_features": 4})
     with pytest.raises(ValueError, match=r"another train state than this config makes: 50 arrays differ, e.g. "
                        r"g_ema_params/project/bias is float32\[1568\] in the checkpoint, float32\[784\] here;"):
-      training.check_resumable(other, str(workdir), manager, 4, abstract(other))
+      resume.check_resumable(other, str(workdir), manager, 4, abstract(other))
   finally:
     manager.close()
 
@@ -135,8 +138,8 @@ def test_fields_that_keep_the_shapes_may_change_and_are_logged(saved_run, tmp_pa
   manager = checkpoints.make_manager(str(workdir), keep=5, read_only=True)
   caplog.set_level("INFO", logger="absl")
   try:
-    training.check_resumable(config, str(workdir), manager, 4,
-                             jax.eval_shape(lambda: training.init_state(training.make_gan(config), config)))
+    resume.check_resumable(config, str(workdir), manager, 4,
+                             jax.eval_shape(lambda: state_lib.init_state(state_lib.make_gan(config), config)))
   finally:
     manager.close()
   assert (f"Resuming with fields changed since {workdir / 'config.json'}: d_optimizer.learning_rate 0.0002 -> 0.001; "
@@ -159,7 +162,7 @@ def test_a_corrupted_checkpoint_is_named_and_left_in_place(saved_run, tmp_path, 
     os.makedirs(latest)
   before = snapshot(workdir)
   with pytest.raises(checkpoints.CheckpointError) as info:
-    training.train_and_evaluate(tiny_config(), str(workdir))
+    loop.train_and_evaluate(tiny_config(), str(workdir))
   message = str(info.value)
   assert message.startswith(f"the checkpoint {latest} cannot be read ("), message
   assert message.endswith(f"); to train on, move it out of {workdir / 'checkpoints'} to resume from step 2, or "
@@ -173,7 +176,7 @@ def test_only_gan_jax_own_errors_become_one_line(tmp_path):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import train  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError) as ours:
-    training.validate_config(tiny_config(batch_size=0))
+    loop.validate_config(tiny_config(batch_size=0))
   assert train._raised_by_gan_jax(ours.value)  # pylint: disable=protected-access
   # A failure under jax.jit keeps its traceback, even where the last frame JAX leaves
   # visible is gan_jax's (here a bug-like unpacking error in a gan_jax function).

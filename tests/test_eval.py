@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, tiny_config
+from configs import base
+from conftest import REPO, initial_state, tiny_config
 from gan_jax import data
-from gan_jax import training
+from gan_jax import loop
+from gan_jax import runs
 from gan_jax.evaluation import representation
-from gan_jax.evaluation import workdir as workdir_lib
 
 ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
 
@@ -27,7 +28,7 @@ def trained_run(tmp_path_factory):
   config = tiny_config(total_steps=2, eval_every=2, **{"evals.representation.kmeans_features": "last_conv_avg",
                                                        "evals.representation.probe_features": "last_conv_avg",
                                                        "evals.representation.n_init": 2})
-  training.train_and_evaluate(config, str(workdir))
+  loop.train_and_evaluate(config, str(workdir))
   return workdir
 
 
@@ -84,7 +85,7 @@ def test_validation_never_reads_the_test_split(trained_run, monkeypatch):
   load_split = data.load_split
   monkeypatch.setattr(data, "load_split",
                       lambda data_config, split, **kw: loaded.append(split) or load_split(data_config, split, **kw))
-  metrics = workdir_lib.evaluate_workdir(str(trained_run), validation=True)
+  metrics = runs.evaluate_workdir(str(trained_run), validation=True)
   assert loaded == ["train"]
   protocol = metrics["protocol"]
   assert (protocol["train_split"], protocol["train_size"]) == ("mnist_5k:train[fit 80%]", 3200)
@@ -134,12 +135,12 @@ def test_eval_py_on_a_directory_without_a_run(tmp_path):
 
 
 def test_unlabelled_data_reports_inertia_only(config, caplog):
-  gan = training.make_gan(config)
   # A random D: the initial train state's (the tiny config's init, compiled once for the session).
-  variables = jax.jit(lambda: training.init_state(gan, config))()["discriminator"]
+  gan, state = initial_state(config)
+  variables = state["discriminator"]
   images, _ = data.mnist_5k("test")
   train, test = data.from_arrays(images[:600]), data.from_arrays(images[600:])
-  settings = representation.default_config()
+  settings = base.get_config().evals.representation
   settings.kmeans_features = settings.probe_features = "last_conv_avg"
   settings.n_init = 2
   with pytest.raises(ValueError, match="set config.evals.representation.num_clusters"):
@@ -159,14 +160,14 @@ def test_evaluator_settings_are_checked_by_name():
   config = tiny_config()
   config.evals.representation.whitten = 16
   with pytest.raises(ValueError, match=r"config.evals.representation.whitten is not a field; allowed: "):
-    training.validate_config(config)
-  settings = representation.default_config()
+    loop.validate_config(config)
+  settings = base.get_config().evals.representation
   settings.whiten = -1
   with pytest.raises(ValueError, match=r"config.evals.representation.whiten=-1 must be >= 0"):
     representation.check_config(settings)
   config = tiny_config(**{"evals.representation.kmeans_features": "pixels"})
   with pytest.raises(ValueError, match=r"config.evals.representation.kmeans_features=.pixels.; allowed: "):
-    training.validate_config(config)
+    loop.validate_config(config)
 
 
 def test_representations_report_runs_on_a_tiny_run(trained_run, tmp_path):

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
-from gan_jax import training
+from gan_jax import loop
+from gan_jax import step as step_lib
 from test_parallel import restore_on_one_device
 from test_train_cli import TINY
 
@@ -116,7 +117,7 @@ def test_kill_9_anywhere_then_resuming_equals_a_straight_run(tmp_path):
 
   # The run never interrupted: train.py's config (TINY and KILLED) trained in this process.
   config = tiny_config(total_steps=600, save_every=50, log_every=50, sample_every=1000)
-  assert int(training.train_and_evaluate(config, str(tmp_path / "straight"))["step"]) == 600
+  assert int(loop.train_and_evaluate(config, str(tmp_path / "straight"))["step"]) == 600
   interrupted, straight = (jax.device_get(restore_on_one_device(w, 600)) for w in (workdir, tmp_path / "straight"))
   jax.tree.map(np.testing.assert_array_equal, interrupted, straight)
 
@@ -137,23 +138,23 @@ def test_a_failed_checkpoint_write_stops_training_with_one_line(tmp_path):
 
 def test_ctrl_c_saves_the_step_reached_and_puts_the_handlers_back(tmp_path, monkeypatch, caplog, live_ctrl_c):
   handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-  make_train_fn, calls, second_press = training.make_train_fn, [], []
+  make_train_fn, calls, second_press = step_lib.make_train_fn, [], []
 
   def train_fn_that_is_interrupted(*args, **kwargs):
     train_fn = make_train_fn(*args, **kwargs)
 
-    def call(*call_args):
+    def call(*call_args, **call_kwargs):
       calls.append(1)
       if len(calls) == 2:  # During the second call: it still completes and is saved.
         os.kill(os.getpid(), signal.SIGINT)
         second_press.append(signal.getsignal(signal.SIGINT))
-      return train_fn(*call_args)
+      return train_fn(*call_args, **call_kwargs)
     return call
 
-  monkeypatch.setattr(training, "make_train_fn", train_fn_that_is_interrupted)
+  monkeypatch.setattr(step_lib, "make_train_fn", train_fn_that_is_interrupted)
   caplog.set_level(logging.INFO, logger="absl")
   config = tiny_config(steps_per_call=2, total_steps=40, log_every=40, save_every=40, sample_every=40)
-  state = training.train_and_evaluate(config, str(tmp_path))
+  state = loop.train_and_evaluate(config, str(tmp_path))
 
   assert int(state["step"]) == 4 and len(calls) == 2
   assert os.listdir(tmp_path / "checkpoints") == ["4"]  # Off the save_every grid.
@@ -187,7 +188,7 @@ class FakePreemptionService:
 def test_an_ignored_signal_stays_ignored_and_the_other_still_stops(live_ctrl_c):
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # As `nohup` or a background job has it.
   sigterm = signal.getsignal(signal.SIGTERM)
-  stop = training.StopSignals(0)
+  stop = loop.StopSignals(0)
   try:
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     signal.raise_signal(signal.SIGINT)
@@ -206,7 +207,7 @@ def test_several_processes_stop_at_the_preemption_sync_point(monkeypatch, live_c
   forwarded = []
   monkeypatch.setattr(os, "kill", lambda pid, signum: forwarded.append((pid, signum)))
   sigterm = signal.getsignal(signal.SIGTERM)
-  stop = training.StopSignals(8)
+  stop = loop.StopSignals(8)
   try:
     # SIGTERM stays with JAX's own handler; Ctrl-C is passed on to it as a SIGTERM.
     assert signal.getsignal(signal.SIGTERM) is sigterm
@@ -221,7 +222,7 @@ def test_several_processes_stop_at_the_preemption_sync_point(monkeypatch, live_c
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
   service.enabled = False  # jax_enable_preemption_service=False: no stop, no handlers.
-  stop = training.StopSignals(8)
+  stop = loop.StopSignals(8)
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
   assert not stop.requested(12, 4)
 
@@ -230,7 +231,7 @@ def test_nan_without_skipping_stops_before_a_nonfinite_checkpoint(tmp_path):
   config = tiny_config(total_steps=4, log_every=2, save_every=2, debug_nan_step=3)
   with pytest.raises(FloatingPointError, match=r"non-finite .* between steps 2 and 4; the last checkpoint is "
                      r"step 2; config.skip_nonfinite_updates=True skips such updates"):
-    training.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path / "checkpoints") == ["2"]
   saved = jax.device_get(restore_on_one_device(tmp_path, 2))
   assert int(saved["step"]) == 2
@@ -242,7 +243,7 @@ def test_nan_with_skipping_leaves_that_step_out(tmp_path, caplog):
   # The update of step 3 (from 3 steps done to 4) is poisoned; every step is logged and saved.
   config = tiny_config(total_steps=4, log_every=1, save_every=1, keep=4, debug_nan_step=3,
                        skip_nonfinite_updates=True)
-  final = jax.device_get(training.train_and_evaluate(config, str(tmp_path)))
+  final = jax.device_get(loop.train_and_evaluate(config, str(tmp_path)))
   assert int(final["step"]) == 4
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(final))
   logged = {int(m.group(1)): dict(kv.split("=") for kv in m.group(2).split())
@@ -264,4 +265,4 @@ def test_nan_with_skipping_leaves_that_step_out(tmp_path, caplog):
 
 def test_debug_nan_step_is_validated():
   with pytest.raises(ValueError, match=r"config.debug_nan_step=-2 must be -1 \(off\) or a step >= 0"):
-    training.validate_config(tiny_config(debug_nan_step=-2))
+    loop.validate_config(tiny_config(debug_nan_step=-2))

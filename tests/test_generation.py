@@ -10,11 +10,11 @@ import scipy.linalg
 
 from conftest import tiny_config
 from gan_jax import data
-from gan_jax import training
+from gan_jax import loop
+from gan_jax import runs
 from gan_jax.evaluation import domain_classifier
 from gan_jax.evaluation import generation
 from gan_jax.evaluation import report
-from gan_jax.evaluation import workdir as workdir_lib
 
 
 def pytorch_fid_formula(mu1, sigma1, mu2, sigma2, eps=1e-6):
@@ -90,7 +90,7 @@ def test_precision_and_recall_separate_quality_from_coverage():
                                r"inception_v3"),
     ("resize", "nearest", r"config.evals.generation.resize='nearest'; allowed: bilinear, pil_bicubic"),
     ("num_samples", -1, r"config.evals.generation.num_samples=-1 must be >= 0"),
-    ("pr_k", 0, r"config.evals.generation.pr_k=0 must be positive"),
+    ("batch_size", 0, r"config.evals.generation.batch_size=0 must be positive"),
     ("inception_weights", "/nonexistent.npz", r"config.evals.generation.inception_weights='/nonexistent.npz' "
                                               r"is not a file"),
 ])
@@ -98,7 +98,7 @@ def test_bad_generation_settings_are_one_line_errors_naming_the_field(field, val
   config = tiny_config(**{"evals.generation.num_samples": 100, "evals.generation.extractor": "inception_v3",
                           f"evals.generation.{field}": value})
   with pytest.raises(ValueError, match=message):
-    training.validate_config(config)
+    loop.validate_config(config)
 
 
 def test_unknown_generation_field_is_an_error():
@@ -109,11 +109,10 @@ def test_unknown_generation_field_is_an_error():
 
 
 @pytest.fixture(scope="module")
-def mnist_scorer(tmp_path_factory):
-  """The domain-classifier evaluator of mnist_5k, trained once for this module."""
-  settings = generation.get_config(tiny_config(**{"evals.generation.num_samples": 1000,
-                                                  "evals.generation.kid_subsets": 10}))
-  settings.cache_dir = str(tmp_path_factory.mktemp("cache"))
+def mnist_scorer():
+  """The domain-classifier evaluator of mnist_5k, trained once for this module (into the
+  session's cache, $GAN_JAX_CACHE)."""
+  settings = generation.get_config(tiny_config(**{"evals.generation.num_samples": 1000}))
   load = lambda split: data.load_split(tiny_config().data, split, image_size=28, channels=1)
   return generation.GenerationEvaluator(settings, load("train"), load("train"), load("test"))
 
@@ -159,18 +158,17 @@ def test_real_test_images_score_better_than_two_classes_of_digits_and_than_noise
   assert p["reference_split"] == "mnist_5k:train" and len(p["weights_sha256"]) == 64
 
 
-def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path, mnist_scorer, monkeypatch):
-  monkeypatch.setenv("GAN_JAX_CACHE", mnist_scorer.settings.cache_dir)  # The trained classifier, reused.
-  config = tiny_config(**{"evals.generation.num_samples": 200, "evals.generation.kid_subsets": 5,
-                          "evals.generation.batch_size": 100, "eval_every": 4, "evals.representation.probe": False,
+def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path, mnist_scorer):
+  del mnist_scorer  # Its classifier, in the session's cache, is reused.
+  config = tiny_config(**{"evals.generation.num_samples": 200, "evals.generation.batch_size": 100, "eval_every": 4, "evals.representation.probe": False,
                           "evals.representation.n_init": 1})
-  training.train_and_evaluate(config, str(tmp_path))
+  loop.train_and_evaluate(config, str(tmp_path))
   import tensorflow as tf
   logged = {value.tag for path in glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
             for event in tf.compat.v1.train.summary_iterator(path) for value in event.summary.value}
   assert {f"eval/generation/{m}" for m in generation.SCALARS} <= logged
 
-  metrics = workdir_lib.evaluate_workdir(str(tmp_path), generation_samples=300)
+  metrics = runs.evaluate_workdir(str(tmp_path), generation_samples=300)
   scores = metrics["generation"]
   assert scores["ema_generator"]["protocol"]["n_fake"] == 300
   assert scores["ema_generator"]["protocol"]["scored"] == "EMA generator"
@@ -178,12 +176,12 @@ def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path
   assert scores["ema_generator"]["fid"] > 5 * scores["real_floor"]["fid"]
   with open(tmp_path / "eval" / "step_4" / "metrics.json") as f:
     assert json.load(f)["generation"]["real_floor"]["protocol"]["n_fake"] == 1000
-  assert "generation" not in workdir_lib.evaluate_workdir(str(tmp_path), generation_samples=0, write=False)
+  assert "generation" not in runs.evaluate_workdir(str(tmp_path), generation_samples=0, write=False)
   table = report.format_generation(scores).splitlines()
   assert table[0].split() == ["generation", "FID", "KID", "IS", "precision", "recall"]
   assert [line.split()[0] for line in table[1:3]] == ["ema_generator", "real_floor"]
-  with pytest.raises(workdir_lib.EvalError, match=r"--generation_samples=-5 must be >= 0"):
-    workdir_lib.evaluate_workdir(str(tmp_path), generation_samples=-5)
+  with pytest.raises(runs.EvalError, match=r"--generation_samples=-5 must be >= 0"):
+    runs.evaluate_workdir(str(tmp_path), generation_samples=-5)
 
 
 def test_inception_extractor_reads_a_weights_file_and_scores_with_its_hash(tmp_path):

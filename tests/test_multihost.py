@@ -32,7 +32,7 @@ def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_pa
        "--config.total_steps=4", "--config.eval_every=4", "--config.evals.representation.n_init=2",
        "--config.evals.representation.probe_features=last_conv_avg",
        # The generation evaluator too, on 200 samples rather than the config's 10,000.
-       "--config.evals.generation.num_samples=200", "--config.evals.generation.kid_subsets=5",
+       "--config.evals.generation.num_samples=200",
        "--config.evals.generation.batch_size=100",
        "--distributed", f"--coordinator_address=localhost:{port}",
        "--num_processes=2", f"--process_id={i}"],

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, tiny_config
 import parallel_worker
-from gan_jax import checkpoints, parallel, training
+from gan_jax import checkpoints, loop, parallel, state as state_lib
 
 # Float rounding: 8 devices sum the batch in another order than 1, and the CPU's vector width
 # changes that order again (an AVX-512 machine measured 9e-4 on an Adam moment of 4.1 after 4
@@ -27,7 +27,7 @@ ATOL, RTOL = 1e-5, 1e-3
 def eight_devices(tmp_path_factory):
   """Runs the worker once for every test here; the 1-device run it resumes is written first."""
   out = tmp_path_factory.mktemp("parallel")
-  training.train_and_evaluate(tiny_config(total_steps=2), str(out / "run_1"))
+  loop.train_and_evaluate(tiny_config(total_steps=2), str(out / "run_1"))
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"}
   proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "parallel_worker.py"), str(out)],
@@ -44,8 +44,8 @@ def assert_states_close(actual: dict, expected: dict):
 
 def restore_on_one_device(workdir, step):
   config = tiny_config()
-  gan = training.make_gan(config)
-  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: training.init_state(gan, config)),
+  gan = state_lib.make_gan(config)
+  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: state_lib.init_state(gan, config)),
                                        parallel.replicated(parallel.make_mesh()))
   manager = checkpoints.make_manager(str(workdir), keep=3, read_only=True)
   try:
@@ -74,7 +74,7 @@ def test_refit_heads_on_eight_devices_equal_one_device(eight_devices):
 def test_checkpoint_saved_on_eight_devices_restores_and_trains_on_one(eight_devices, four_steps_on_one_device):
   state = restore_on_one_device(eight_devices / "run_8", 4)
   assert_states_close(parallel_worker.flatten(jax.device_get(state)), four_steps_on_one_device)
-  state = training.train_and_evaluate(tiny_config(total_steps=6), str(eight_devices / "run_8"))
+  state = loop.train_and_evaluate(tiny_config(total_steps=6), str(eight_devices / "run_8"))
   assert int(state["step"]) == 6
 
 

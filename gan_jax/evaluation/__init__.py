@@ -4,8 +4,9 @@
 features standardised with the training split's statistics; k-means fitted on the
 training split and its clusters assigned to the test split (ACC / NMI / ARI on test);
 a linear probe with its L2 strength chosen on a validation part of the training split.
-`evaluate_workdir(workdir)` runs it on a training run's checkpoint beside the controls
-(what `eval.py` does); `representation.Evaluator` is the same inside training.
+`gan_jax.runs.evaluate_workdir(workdir)` runs it on a training run's checkpoint beside the
+controls (what `eval.py` does); `representation.Evaluator` is the same inside training. This
+package never imports the training code: `runs` restores a run and hands it over.
 `generation` scores the generator itself: FID, KID, IS, precision and recall.
 """
 
@@ -18,8 +19,6 @@ from gan_jax.evaluation import kmeans
 from gan_jax.evaluation.linear_probe import fit_linear_probe
 from gan_jax.evaluation.metrics import cluster_accuracy, clustering_metrics, contingency_matrix
 from gan_jax.evaluation.protocol import evaluate
-# Last: it imports gan_jax.training, which imports the modules above.
-from gan_jax.evaluation.workdir import evaluate_workdir
 
-__all__ = ["evaluate", "evaluate_workdir", "features", "generation", "kmeans", "fit_linear_probe", "cluster_accuracy",
+__all__ = ["evaluate", "features", "generation", "kmeans", "fit_linear_probe", "cluster_accuracy",
            "clustering_metrics", "contingency_matrix"]

@@ -47,28 +47,19 @@ REFERENCE_FORMAT = 2
 SCALARS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """`config.evals.generation` of configs that predate it (and the fields it has)."""
-  return ml_collections.ConfigDict(dict(
-      num_samples=0,          # Generated images scored; 0: no generation metrics. Papers: 50,000.
-      extractor="domain_classifier",  # One of EXTRACTORS.
-      inception_weights="",   # The converted InceptionV3 weights (.npz) for extractor="inception_v3".
-      resize="bilinear",      # To Inception's 299 px: "bilinear" (TF graph, pytorch-fid) or "pil_bicubic" (clean-fid).
-      reference_split="train",  # The real images the generated ones are compared with.
-      max_reference_features=10_000,  # Real features kept for KID and precision/recall (FID uses all).
-      kid_subsets=100,
-      kid_subset_size=1000,
-      is_splits=10,
-      pr_k=3,                 # Neighbours defining the manifolds of precision and recall.
-      batch_size=500,         # Images per generator / extractor call.
-      cache_dir="",           # Reference statistics and classifiers; "": $GAN_JAX_CACHE or ~/.cache/gan_jax.
-      seed=0,                 # The generated samples' latents and the KID subsets.
-  ))
+# The fields of `config.evals.generation` (defaults and comments: configs/base.py).
+FIELDS = ("num_samples", "extractor", "inception_weights", "resize", "reference_split", "batch_size")
+# The protocol's constants, the papers': KID over 100 subsets of up to 1,000 images a side, IS
+# over 10 splits, precision and recall with k = 3; up to 10,000 real features kept for KID and
+# precision / recall (FID uses all); seed 0 for the generated latents, the KID subsets and the
+# splits.
+KID_SUBSETS, KID_SUBSET_SIZE, IS_SPLITS, PR_K = 100, 1000, 10, 3
+MAX_REFERENCE_FEATURES, SEED = 10_000, 0
 
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run's generation-evaluation settings, completed with the defaults and checked."""
-  settings = representation.evals_block(config, "generation", default_config())
+  settings = representation.evals_block(config, "generation", FIELDS)
   check_config(settings)
   return settings
 
@@ -83,9 +74,8 @@ def check_config(settings: ml_collections.ConfigDict) -> None:
     raise ValueError(f"{prefix}.resize={settings.resize!r}; allowed: {', '.join(inception.RESIZE_METHODS)}")
   if settings.num_samples < 0:
     raise ValueError(f"{prefix}.num_samples={settings.num_samples!r} must be >= 0 (0: off)")
-  for field in ("max_reference_features", "kid_subsets", "kid_subset_size", "is_splits", "pr_k", "batch_size"):
-    if not settings[field] > 0:
-      raise ValueError(f"{prefix}.{field}={settings[field]!r} must be positive")
+  if not settings.batch_size > 0:
+    raise ValueError(f"{prefix}.batch_size={settings.batch_size!r} must be positive")
   if settings.num_samples and settings.extractor == "inception_v3" and not os.path.isfile(settings.inception_weights):
     raise ValueError(f"{prefix}.inception_weights={settings.inception_weights!r} is not a file; extractor="
                      "'inception_v3' needs the converted FID Inception weights (README, 'Generation metrics')")
@@ -219,8 +209,9 @@ class Extractor(NamedTuple):
   info: dict[str, Any]
 
 
-def cache_dir(settings: ml_collections.ConfigDict) -> str:
-  return settings.cache_dir or os.environ.get("GAN_JAX_CACHE") or os.path.expanduser("~/.cache/gan_jax")
+def cache_dir() -> str:
+  """Where reference statistics and domain classifiers are kept: $GAN_JAX_CACHE, else ~/.cache/gan_jax."""
+  return os.environ.get("GAN_JAX_CACHE") or os.path.expanduser("~/.cache/gan_jax")
 
 
 def make_extractor(settings: ml_collections.ConfigDict, train_split: data.ImageDataset,
@@ -228,7 +219,7 @@ def make_extractor(settings: ml_collections.ConfigDict, train_split: data.ImageD
   """The extractor `settings.extractor` names; the domain classifier is loaded from the
   cache or trained on `train_split` (its accuracy on `test_split` is recorded)."""
   if settings.extractor == "domain_classifier":
-    variables, info = domain_classifier.load_or_train(cache_dir(settings), train_split, test_split)
+    variables, info = domain_classifier.load_or_train(cache_dir(), train_split, test_split)
     apply = domain_classifier.apply_fn(info["num_classes"], settings.batch_size)
     return Extractor("domain_classifier", info["file"], info["sha256"], "none",
                      f"penultimate ({domain_classifier.FEATURE_DIM})", lambda x: apply(variables, x), info)
@@ -255,12 +246,12 @@ def reference_statistics(settings: ml_collections.ConfigDict, extractor: Extract
   """{"mu", "sigma", "features", "n"} of real images, cached on disk under a name made of
   (dataset split, extractor, weights hash, resize, hash of the images): a different
   image size, subset or preprocessing is a different file, never a stale one.
-  "features" holds up to `settings.max_reference_features` of them (a seeded choice) for
+  "features" holds up to `MAX_REFERENCE_FEATURES` of them (a seeded choice) for
   KID and precision/recall; the mean and covariance are of all `n`."""
   images_sha = hashlib.sha256(np.ascontiguousarray(reference.images).tobytes()).hexdigest()
-  path = os.path.join(cache_dir(settings), "reference",
+  path = os.path.join(cache_dir(), "reference",
                       f"{files.safe_name(reference.name)}_{extractor.name}_{extractor.weights_sha256[:12]}_{extractor.resize}_"
-                      f"{images_sha[:12]}_{settings.max_reference_features}_v{REFERENCE_FORMAT}.npz")
+                      f"{images_sha[:12]}_{MAX_REFERENCE_FEATURES}_v{REFERENCE_FORMAT}.npz")
   if os.path.isfile(path):
     with np.load(path) as f:
       return {"mu": f["mu"], "sigma": f["sigma"], "features": f["features"], "n": int(f["n"]), "file": path}
@@ -268,7 +259,7 @@ def reference_statistics(settings: ml_collections.ConfigDict, extractor: Extract
   mu, sigma = feature_statistics(feats)
   # A seeded shuffle, not a sorted subset: datasets are often stored class by class, and
   # KID and precision/recall read prefixes of this array.
-  keep = np.random.default_rng(0).permutation(len(feats))[:settings.max_reference_features]
+  keep = np.random.default_rng(0).permutation(len(feats))[:MAX_REFERENCE_FEATURES]
   stats = {"mu": mu, "sigma": sigma, "features": feats[keep], "n": len(feats)}
   buffer = io.BytesIO()
   np.savez(buffer, **stats)
@@ -292,16 +283,16 @@ def score(settings: ml_collections.ConfigDict, extractor: Extractor, reference: 
   with the protocol that produced them."""
   feats, logits = extractor.fn(images_u8)
   fid = frechet_distance(*feature_statistics(feats), reference["mu"], reference["sigma"])
-  kid_mean, kid_std = kernel_inception_distance(reference["features"], feats, num_subsets=settings.kid_subsets,
-                                                subset_size=settings.kid_subset_size, seed=settings.seed)
+  kid_mean, kid_std = kernel_inception_distance(reference["features"], feats, num_subsets=KID_SUBSETS,
+                                                subset_size=KID_SUBSET_SIZE, seed=SEED)
   # Real image sets scored here (the floor) may be stored class by class: IS's splits and
   # precision/recall's subsets are seeded random choices, as generated samples are.
-  rng = np.random.default_rng(settings.seed)
-  is_mean, is_std = inception_score(logits[rng.permutation(len(logits))], settings.is_splits)
+  rng = np.random.default_rng(SEED)
+  is_mean, is_std = inception_score(logits[rng.permutation(len(logits))], IS_SPLITS)
   # Equal numbers a side: the manifolds' k-NN radii depend on the sample size.
   n_pr = min(len(reference["features"]), len(feats))
   precision, recall = precision_recall(reference["features"][rng.permutation(len(reference["features"]))[:n_pr]],
-                                       feats[rng.permutation(len(feats))[:n_pr]], settings.pr_k)
+                                       feats[rng.permutation(len(feats))[:n_pr]], PR_K)
   return {
       "fid": fid, "kid_mean": kid_mean, "kid_std": kid_std, "is_mean": is_mean, "is_std": is_std,
       "precision": precision, "recall": recall,
@@ -309,9 +300,9 @@ def score(settings: ml_collections.ConfigDict, extractor: Extractor, reference: 
           "extractor": extractor.name, "features": extractor.features, "weights_file": extractor.weights_file,
           "weights_sha256": extractor.weights_sha256, "resize": extractor.resize,
           "quantised_to_uint8": True, "reference_split": reference_name, "n_real": reference["n"],
-          "n_fake": len(images_u8), "kid_subsets": settings.kid_subsets,
-          "kid_subset_size": min(settings.kid_subset_size, len(reference["features"]), len(feats)),
-          "is_splits": settings.is_splits, "pr_k": settings.pr_k, "n_precision_recall": n_pr,
+          "n_fake": len(images_u8), "kid_subsets": KID_SUBSETS,
+          "kid_subset_size": min(KID_SUBSET_SIZE, len(reference["features"]), len(feats)),
+          "is_splits": IS_SPLITS, "pr_k": PR_K, "n_precision_recall": n_pr,
           "scored": scored,
           "label": f"{extractor.name}, {len(images_u8):,} of {scored} vs {reference['n']:,} of {reference_name}",
       },
@@ -322,7 +313,7 @@ class GenerationEvaluator:
   """Scores generators against one real split with one extractor (both prepared once).
 
   Args:
-    settings: `config.evals.generation` (see `default_config`).
+    settings: `config.evals.generation` (`FIELDS`).
     train_split: the labelled training split (the domain classifier is trained on it).
     reference: the split generated images are compared with.
     test_split: another real split, scored as the floor: what real images not seen by the
@@ -346,8 +337,8 @@ class GenerationEvaluator:
     return self.score(self.test_split.images, self.test_split.name)
 
   def run(self, sample_batch: Callable[[jax.Array], jax.Array]) -> dict[str, Any]:
-    """Scores `settings.num_samples` images of `sample_batch(key)` (latents from settings.seed)."""
-    key = jax.random.fold_in(jax.random.PRNGKey(self.settings.seed), 7)
+    """Scores `settings.num_samples` images of `sample_batch(key)` (latents from `SEED`)."""
+    key = jax.random.fold_in(jax.random.PRNGKey(SEED), 7)
     return self.score(generate(sample_batch, self.settings.num_samples, key), "EMA generator")
 
 

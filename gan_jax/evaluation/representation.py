@@ -31,7 +31,8 @@ import numpy as np
 from sklearn import neighbors
 
 from gan_jax import data
-from gan_jax import losses
+from gan_jax.terms.core import mutual_information_loss
+from gan_jax.terms.infogan import neighbour_consistency_loss
 from gan_jax.evaluation.protocol import evaluate
 from gan_jax.evaluation import features as features_lib
 from gan_jax.evaluation import linear_probe
@@ -64,9 +65,9 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   nearest = neighbors.NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(embeddings_NxF)
   neighbours_Nxk = nearest.kneighbors(embeddings_NxF, return_distance=False)[:, 1:]
 
-  def head_loss(logits_NxK):  # The terms training minimises (`losses`), over every neighbour.
-    agreement = jax.vmap(lambda j: losses.neighbour_consistency_loss(logits_NxK, logits_NxK[j]), in_axes=1)
-    _, _, marginal = losses.mutual_information_loss(logits_NxK)
+  def head_loss(logits_NxK):  # The terms training minimises (`terms.infogan`), over every neighbour.
+    agreement = jax.vmap(lambda j: neighbour_consistency_loss(logits_NxK, logits_NxK[j]), in_axes=1)
+    _, _, marginal = mutual_information_loss(logits_NxK)
     return agreement(neighbours_Nxk).mean() - entropy_weight * marginal
   head_losses = np.asarray(jax.vmap(head_loss, in_axes=1)(jnp.asarray(logits_NxHxK, jnp.float32)))
   return int(np.argmin(head_losses)), head_losses
@@ -104,43 +105,33 @@ def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray,
 
 
 def refit_current(state: dict[str, Any]) -> bool:
-  """Whether a train state's Q refit heads were fitted at its own step (`training.make_refit_fn`)."""
+  """Whether a train state's Q refit heads were fitted at its own step (`refit.make_refit_fn`)."""
   return "code_refit_step" in state and int(state["code_refit_step"]) == int(state["step"])
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """`config.evals.representation` of configs that predate it (and the fields it has)."""
-  return ml_collections.ConfigDict(dict(
-      kmeans_features="last_conv_max",  # Names of `features.REPRESENTATIONS`.
-      probe_features="dcgan",
-      whiten=32,          # k-means on the top `whiten` whitened principal components; 0: standardised.
-      n_init=10,          # k-means restarts.
-      num_clusters=0,     # k of k-means; 0: the number of classes (set it for unlabelled data).
-      probe=True,         # Fit the linear probe (the slow part on CPU).
-      seed=0,             # k-means and the probe's validation split.
-      train_split="train",
-      test_split="test",
-      batch_size=500,     # Images per feature-extraction call: bounds activation memory.
-  ))
+# The fields of `config.evals.representation` (defaults and comments: configs/base.py).
+FIELDS = ("kmeans_features", "probe_features", "whiten", "n_init", "num_clusters", "probe", "train_split",
+          "test_split", "batch_size")
+SEED = 0  # Of k-means' starts and of the probe's validation split.
 
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The run's representation-evaluation settings, completed with the defaults."""
-  settings = evals_block(config, "representation", default_config())
+  """The run's representation-evaluation settings (a copy), checked."""
+  settings = evals_block(config, "representation", FIELDS)
   check_config(settings)
   return settings
 
 
-def evals_block(config: ml_collections.ConfigDict, name: str,
-                defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`defaults` updated with `config.evals.<name>` (absent in configs that predate it);
-  a field the defaults lack is an error naming it."""
-  given = dict((config.get("evals") or {}).get(name) or {})
+def evals_block(config: ml_collections.ConfigDict, name: str, fields: tuple[str, ...]) -> ml_collections.ConfigDict:
+  """A copy of `config.evals.<name>`; ValueError naming a field that is unknown or missing."""
+  given = dict(config.evals[name])
   for field in given:
-    if field not in defaults:
-      raise ValueError(f"config.evals.{name}.{field} is not a field; allowed: {', '.join(defaults)}")
-  defaults.update(given)
-  return defaults
+    if field not in fields:
+      raise ValueError(f"config.evals.{name}.{field} is not a field; allowed: {', '.join(fields)}")
+  for field in fields:
+    if field not in given:
+      raise ValueError(f"config.evals.{name} lacks its field {field!r} (configs/base.py declares it)")
+  return ml_collections.ConfigDict(given)
 
 
 def check_config(settings: ml_collections.ConfigDict) -> None:
@@ -176,7 +167,7 @@ def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.C
     return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings, num_labels)
   if train.labels is None:
     raise ValueError(f"{train.name} has no labels to stratify a validation split by")
-  is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, settings.seed)
+  is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, SEED)
   part = lambda keep, name: data.ImageDataset(train.images[keep], train.labels[keep], train.num_classes,
                                               f"{train.name}[{name}]")
   held_out = round(100 * VALIDATION_FRACTION)
@@ -191,7 +182,7 @@ class Evaluator:
     discriminator: the linen module; its `features` dict is read by name.
     random_variables: the discriminator's variables at initialisation (the control).
     train, test: the splits (k-means and the probe are fitted on `train`, scored on `test`).
-    settings: `config.evals.representation` (see `default_config`).
+    settings: `config.evals.representation` (`FIELDS`).
     num_labels: labels a semi-supervised discriminator trained on (reported beside its accuracy).
   """
 
@@ -231,7 +222,7 @@ class Evaluator:
     s = self.settings
     (train_x, test_x), probe_x = row_features["kmeans"], row_features["probe"]
     return evaluate(train_x, self.train.labels, test_x, self.test.labels, num_clusters=self.num_clusters,
-                    whiten=s.whiten, n_init=s.n_init, seed=s.seed, probe=s.probe and self.labelled,
+                    whiten=s.whiten, n_init=s.n_init, seed=SEED, probe=s.probe and self.labelled,
                     probe_x=probe_x)
 
   def controls(self) -> dict[str, dict[str, Any]]:

@@ -135,7 +135,6 @@ class Discriminator(nn.Module):
   code_categories: int = 0
   code_continuous: int = 0
   code_hidden: int = 128  # Width of the Q head's hidden layer.
-  code_input: str = "pre_logits"  # What Q reads: `heads.CODE_INPUTS`.
   code_heads: int = 1  # Q heads over the categorical code (`heads.discriminator_heads`).
   code_refit_heads: int = 0  # Q heads fitted after training (`heads.discriminator_heads`).
   num_classes: int = 0

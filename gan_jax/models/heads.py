@@ -9,11 +9,7 @@ import jax
 import jax.numpy as jnp
 
 
-# What InfoGAN's Q head reads: D's flattened last features, or its last convolution
-# globally max-pooled (invariant to where a digit sits, as clustering needs).
-CODE_INPUTS = ("pre_logits", "last_conv_max")
-
-# The hidden activation of the re-fitted Q heads, which `code_refit` fits with the same function.
+# The hidden activation of the re-fitted Q heads, which `refit` fits with the same function.
 REFIT_ACTIVATION = lambda x: nn.leaky_relu(x, 0.1)  # pylint: disable=unnecessary-lambda-assignment
 
 
@@ -25,15 +21,15 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
 
   Args:
     d: a discriminator with fields num_classes, projection_dim, rotation_head,
-      code_categories, code_continuous, code_hidden, code_input (`CODE_INPUTS`), code_heads,
-      code_refit_heads, dtype.
+      code_categories, code_continuous, code_hidden, code_heads,
+      code_refit_heads, dtype. Q reads `x_BxF`.
       With code_heads = H > 1, Q has H - 1 more heads over the categorical code, each with
       its own hidden layer (`code_hidden_{i}`, `code_{i}`), all reading the same input: the
       heads of SCAN and IIC, which start apart and may settle on different clusterings,
       so that one can be chosen by its loss. `code_logits` stays the first head's;
       `code_logits_heads` (`B x H x code_categories`) holds all of them.
       With code_refit_heads = R > 0, R more heads of the same shape (`code_refit_hidden_{j}`,
-      `code_refit_{j}`) that no loss trains: `code_refit` fits them on D's frozen features at
+      `code_refit_{j}`) that no loss trains: `refit.py` fits them on D's frozen features at
       the end of training. Their logits are `code_logits_refit` (`B x R x code_categories`)
       and what Q reads is `code_input`.
     x_BxF: the features the heads read (`pre_logits`).
@@ -55,8 +51,6 @@ def discriminator_heads(d: nn.Module, x_BxF: jax.Array, logits_BxK: jax.Array, f
     features["rotation_logits"] = dense(4, "rotation")(x_BxF).astype(jnp.float32)
   if d.code_categories or d.code_continuous:  # InfoGAN's Q (Chen et al. 2016).
     q_in = x_BxF
-    if d.code_input == "last_conv_max":  # Shift-invariant: the last conv layer, globally max-pooled.
-      q_in = features[max((k for k in features if k.startswith("conv")), key=lambda k: int(k[4:]))].max(axis=(1, 2))
     h = act(nn.Dense(d.code_hidden, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype, name="code_hidden")(q_in))
     q = nn.Dense(d.code_categories + d.code_continuous, kernel_init=nn.initializers.normal(0.02), dtype=d.dtype,
                  name="code")(h).astype(jnp.float32)

@@ -5,21 +5,33 @@ different starts, the one with the lowest SCAN loss kept (by `evaluation.represe
 Why after training, on frozen features: trained together with D, Q's heads all learn the
 generator's code as well, and settled within 0.01 ACC of one another; fitted on D's frozen
 features from different starts they found clusterings far apart, and the lowest SCAN loss
-picked the best of them (README, "GAN-native methods").
+picked the best of them (docs/research_log.md).
 
-Pure functions of arrays; `training.make_refit_fn` runs them on a train state and writes the
-heads into Q's `code_refit_hidden_{j}` / `code_refit_{j}` layers (`models.heads`).
+`fit_heads` and its parts are pure functions of arrays; `make_refit_fn` runs them on a train
+state and writes the heads into Q's `code_refit_hidden_{j}` / `code_refit_{j}` layers
+(`models.heads`).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
-from gan_jax import losses
+from gan_jax import neighbours
+from gan_jax import parallel
+from gan_jax import terms
+from gan_jax.models import heads
+from gan_jax.state import GAN
+from gan_jax.terms.core import mutual_information_loss
+from gan_jax.terms.infogan import neighbour_consistency_loss
+
+# SCAN's weight of the entropy of the mean prediction, where the run has no neighbour term.
+SCAN_ENTROPY_WEIGHT = 5.0
 
 
 def pca_basis(features_NxF: jax.Array, dim: int) -> tuple[jax.Array, jax.Array]:
@@ -45,9 +57,9 @@ def apply_head(head: dict[str, jax.Array], x_BxD: jax.Array, act: Callable[[jax.
 
 def scan_loss(logits_BxK: jax.Array, neighbour_logits_BxK: jax.Array, entropy_weight: float) -> jax.Array:
   """SCAN's loss: disagreement with the neighbours less `entropy_weight` x the entropy of
-  the mean prediction (`losses`' terms, as training and `select_code_head` use them)."""
-  _, _, marginal = losses.mutual_information_loss(logits_BxK)
-  return losses.neighbour_consistency_loss(logits_BxK, neighbour_logits_BxK) - entropy_weight * marginal
+  the mean prediction (the terms training minimises, `terms.infogan`, as `select_code_head` uses them)."""
+  _, _, marginal = mutual_information_loss(logits_BxK)
+  return neighbour_consistency_loss(logits_BxK, neighbour_logits_BxK) - entropy_weight * marginal
 
 
 def fit_heads(key: jax.Array, features_NxF: jax.Array, neighbours_Nxk: jax.Array, *, num_heads: int, hidden: int,
@@ -93,3 +105,51 @@ def fit_heads(key: jax.Array, features_NxF: jax.Array, neighbours_Nxk: jax.Array
   dense = {"hidden": {"kernel": kernel, "bias": heads["b1"] - jnp.einsum("f,hfc->hc", mean, kernel)},
            "output": {"kernel": heads["w2"], "bias": heads["b2"]}}
   return dense, head_losses
+
+
+def refit_inputs(features: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """(what Q's heads read, the embedding neighbours are mined by), float32: what refit heads
+  are fitted on (`make_refit_fn`)."""
+  return features["code_input"].astype(jnp.float32), neighbours.pairing_embedding(features).astype(jnp.float32)
+
+
+def refit_head_params(dense: dict[str, Any], num_heads: int) -> dict[str, Any]:
+  """Q's `code_refit_hidden_{j}` / `code_refit_{j}` params from `fit_heads`' heads."""
+  return {name: jax.tree.map(lambda x, j=j: x[j], dense[layer]) for j in range(num_heads)
+          for layer, name in (("hidden", f"code_refit_hidden_{j}"), ("output", f"code_refit_{j}"))}
+
+
+def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """`refit_fn(state, images_u8) -> (state, losses)`, jit-compiled: Q's `infogan.refit.heads`
+  heads fitted afresh (`fit_heads`) on D's frozen features of the uint8 training images, with
+  neighbours mined by D's embedding of the same images, and written into D's params (and,
+  with `d_ema_decay`, into its EMA's, fitted on the EMA's own features); `code_refit_step`
+  set to the state's step. `losses`: each head's SCAN loss on the training images, `R` (or
+  `2 x R`: online D, then its EMA)."""
+  refit = config.infogan.refit
+  mining = terms.block(config, "infogan.neighbours")
+  fit = functools.partial(fit_heads, num_heads=refit.heads, hidden=gan.discriminator.code_hidden,
+                          categories=config.infogan.categories, steps=refit.steps, batch_size=refit.batch_size,
+                          learning_rate=refit.learning_rate, dim=refit.dim, act=heads.REFIT_ACTIVATION,
+                          entropy_weight=mining.entropy_weight if mining is not None else SCAN_ENTROPY_WEIGHT)
+
+  def refit_params(params, variables, images_u8, key):
+    inputs, embeddings = neighbours.map_discriminator(gan, {**variables, "params": params}, images_u8, refit_inputs)
+    dense, head_losses = fit(key, inputs, neighbours.nearest_neighbours(embeddings, refit.k))
+    fitted = refit_head_params(dense, refit.heads)
+    params = {**params, **{name: jax.tree.map(lambda new, old: new.astype(old.dtype), fitted[name], params[name])
+                           for name in fitted}}
+    return params, head_losses
+
+  def refit_fn(state, images_u8):
+    key = jax.random.fold_in(jax.random.fold_in(state["rng"], state["step"]), 0x5CA)
+    state = dict(state)
+    params, head_losses = refit_params(state["discriminator"]["params"], state["discriminator"], images_u8, key)
+    state["discriminator"] = {**state["discriminator"], "params": params}
+    if "d_ema_params" in state:
+      state["d_ema_params"], ema_losses = refit_params(state["d_ema_params"], state["discriminator"], images_u8, key)
+      head_losses = jnp.concatenate([head_losses, ema_losses])
+    state["code_refit_step"] = state["step"]
+    return state, head_losses
+  replicated = parallel.replicated(mesh)
+  return jax.jit(refit_fn, donate_argnums=0, out_shardings=(replicated, replicated))

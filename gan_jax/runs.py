@@ -1,0 +1,157 @@
+"""A train.py workdir: its files, and the run they hold; where training and evaluation meet.
+
+  workdir/config.json            the resolved config of the latest run (`CONFIG_FILE`)
+  workdir/labelled_subset.json   the K+1 GAN's labelled images (`LABELLED_SUBSET_FILE`)
+  workdir/checkpoints/<step>/    Orbax checkpoints of the train state
+
+`load_run(workdir)` restores a checkpoint with its config, modules and the random control;
+`evaluate_workdir(workdir)` is what eval.py does with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+
+from gan_jax import checkpoints
+from gan_jax import data
+from gan_jax import files
+from gan_jax import parallel
+from gan_jax import sampling
+from gan_jax import state as state_lib
+from gan_jax.evaluation import run_report
+from gan_jax.evaluation.run_report import EvalError
+
+CONFIG_FILE = "config.json"
+LABELLED_SUBSET_FILE = "labelled_subset.json"
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in `workdir/config.json`."""
+  config_path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(config_path):
+    raise EvalError(f"--workdir={workdir}: no {CONFIG_FILE}, so not a train.py workdir")
+  with open(config_path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_labelled_subset(config: ml_collections.ConfigDict, workdir: str,
+                         train: data.ImageDataset | None = None) -> data.ImageDataset:
+  """The labelled training images of a K+1 run, chosen by `config.seed`.
+
+  Their indices in the training split are saved in `workdir/labelled_subset.json` (with
+  their labels), so an evaluation or a person can see which labels the run used. A
+  resumed run checks that it draws the same subset. `train`: the training split, if loaded.
+  """
+  kp1 = config.kplus1
+  train = train or data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
+  if train.labels is None:
+    raise data.DatasetError(f"config.kplus1.labels_per_class={kp1.labels_per_class}: {train.name} has no labels")
+  indices = data.labelled_subset(train.labels, kp1.labels_per_class, config.seed, kp1.num_classes)
+  path = os.path.join(workdir, LABELLED_SUBSET_FILE)
+  record = {"dataset": train.name, "labels_per_class": kp1.labels_per_class, "seed": config.seed,
+            "num_labels": len(indices), "indices": indices.tolist(), "labels": train.labels[indices].tolist()}
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved["indices"] != record["indices"] or saved["labels"] != record["labels"]:
+      raise ValueError(f"{path} holds another labelled subset than config.seed={config.seed} and "
+                       f"config.kplus1.labels_per_class={kp1.labels_per_class} draw from {train.name}; "
+                       "the data, seed or labels_per_class changed since this run started")
+  elif jax.process_index() == 0:
+    files.write_json(path, record)
+  return data.ImageDataset(train.images[indices], train.labels[indices], kp1.num_classes,
+                           f"{train.name} labelled subset ({len(indices)})")
+
+
+def num_labels(workdir: str) -> int:
+  """Labels a K+1 run trained on, from the subset it saved (0 for other runs)."""
+  path = os.path.join(workdir, LABELLED_SUBSET_FILE)
+  if not os.path.isfile(path):
+    return 0
+  with open(path) as f:
+    return int(json.load(f)["num_labels"])
+
+
+class Run(NamedTuple):
+  config: ml_collections.ConfigDict
+  gan: state_lib.GAN
+  step: int
+  discriminator: Any         # The trained discriminator's variables.
+  initial_discriminator: Any  # Its variables at initialisation (the random control).
+  state: dict[str, Any]      # The whole restored train state.
+
+
+def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Run:
+  """The run's config, modules and state at checkpoint `step` (default: the latest).
+
+  The initial variables come from the run's own seed scheme (`state.init_state`), so the
+  random control is the network this run started from. `config`: the run's, if already read.
+  """
+  config = config or load_config(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
+  manager = checkpoints.make_manager(workdir, keep=config.keep, asynchronous=False, read_only=True)
+  try:
+    steps = sorted(manager.all_steps())
+    if not steps:
+      raise EvalError(f"--workdir={workdir}: no checkpoint in {directory}; train first")
+    if step is None:
+      step = steps[-1]
+    elif step not in steps:
+      raise EvalError(f"--step={step}: no checkpoint at that step in {directory}; have {', '.join(map(str, steps))}")
+    gan = state_lib.make_gan(config)
+    try:
+      # The size of the training set, where the state holds a table of neighbours per image.
+      num_examples = checkpoints.saved_shapes(manager, step).get("neighbours", ((0,), ""))[0][0]
+      init_fn = lambda: state_lib.init_state(gan, config, num_examples)
+      replicated = parallel.replicated(parallel.make_mesh())
+      state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
+    except checkpoints.CheckpointError as e:
+      raise EvalError(f"--workdir={workdir}: {e}") from None
+  finally:
+    manager.close()
+  initial = jax.jit(init_fn, out_shardings=replicated)()
+  return Run(config, gan, step, state["discriminator"], initial["discriminator"], state)
+
+
+def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
+                     num_clusters: int | None = None, validation: bool = False, write: bool = True,
+                     generation_samples: int | None = None) -> dict[str, Any]:
+  """Evaluates checkpoint `step` (default: the latest) of the run in `workdir`, as eval.py does.
+
+  Args:
+    workdir: a directory written by `train.py` (config.json and checkpoints/).
+    step: which checkpoint.
+    features: a representation name overriding both `kmeans_features` and `probe_features`
+      of `config.evals.representation`; its results go to `eval/step_<step>_<features>/`
+      so the default's stay.
+    num_clusters: k of k-means, overriding the config (needed for unlabelled data).
+    validation: fit on 80% of the training split and score on the other 20% (stratified),
+      never reading the test split: for choosing a recipe. Results go to `..._validation/`.
+    write: write metrics.json and the plots (False: only return the metrics).
+    generation_samples: generated images for the generation metrics, overriding
+      `config.evals.generation.num_samples` (0: none).
+  Returns:
+    {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}, and with
+    generation metrics "generation": {"ema_generator": scores, "real_floor": the scores of real
+    images of another split (the test split; the floor)}, each with its protocol
+    (`evaluation.generation.score`).
+  """
+  config = load_config(workdir)
+  settings, generation_settings = run_report.eval_settings(
+      config, os.path.join(workdir, CONFIG_FILE), features=features, num_clusters=num_clusters,
+      generation_samples=generation_samples)
+  run = load_run(workdir, step, config)
+  generate_fn = sampling.make_generate_fn(run.gan, config.seed, generation_settings.batch_size)
+  metrics, extras = run_report.evaluate_run(run, settings, generation_settings, generate_fn=generate_fn,
+                                            num_labels=num_labels(workdir), validation=validation)
+  if write:
+    name = f"step_{run.step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
+    run_report.write_report(os.path.join(workdir, "eval", name), metrics, extras, settings.kmeans_features)
+  return metrics

@@ -1,0 +1,29 @@
+"""SimCLR's contrastive term on D (Chen et al. 2020; on a GAN's D as in ContraD, Jeong & Shin
+2021): two augmented views of each real image must find each other through D's projection head."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax.terms.core import Judged
+
+
+def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[jax.Array, jax.Array]:
+  """SimCLR's contrastive loss (NT-Xent) between two views of a batch: each embedding must
+  pick its other view among the 2B - 1 others. Returns (mean loss, accuracy)."""
+  z = jnp.concatenate([z1_BxP, z2_BxP])
+  z = z / jnp.linalg.norm(z, axis=1, keepdims=True).clip(1e-6)
+  b = z1_BxP.shape[0]
+  logits = (z @ z.T) / temperature
+  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -jnp.inf, logits)
+  targets = jnp.concatenate([jnp.arange(b, 2 * b), jnp.arange(b)])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+  return loss, (logits.argmax(-1) == targets).mean()
+
+
+def contrastive_term(d: Judged, *, temperature: float):
+  """NT-Xent between D's projections of the real batch's views 0 and 1."""
+  loss, acc = nt_xent(d.feature("view0", "projection"), d.feature("view1", "projection"), temperature)
+  return loss, {"contrastive_loss": loss, "contrastive_acc": acc}

@@ -1,0 +1,23 @@
+"""SS-GAN's self-supervision (Chen et al. 2019): D's rotation head predicts which of four
+quarter turns was applied to an image; D learns it on real images, and G is rewarded when
+the turns of its own images are predictable."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gan_jax.terms.core import Judged, classification_loss
+
+
+def rotate90(images_BxHxWxC: jax.Array, quarter_turns_B: jax.Array) -> jax.Array:
+  """Each square image rotated counter-clockwise by its own number of quarter turns (0-3)."""
+  turns = jnp.stack([jnp.rot90(images_BxHxWxC, k, axes=(1, 2)) for k in range(4)], axis=1)
+  return jnp.take_along_axis(turns, quarter_turns_B[:, None, None, None, None], axis=1)[:, 0]
+
+
+def rotation_term(d: Judged):
+  """Cross-entropy of the rotation head on batch "rotated" (real images for D, generated
+  ones for G) against the turns applied."""
+  loss, acc = classification_loss(d.feature("rotated", "rotation_logits"), d.batch["turns"])
+  return loss, {"rotation_loss": loss, "rotation_acc": acc}

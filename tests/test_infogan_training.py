@@ -1,0 +1,159 @@
+"""InfoGAN trained end to end: Q recovers the code, several Q heads, and eval.py's row."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import base
+from conftest import initial_state, jit_step, tiny_config
+from gan_jax import data
+from gan_jax import loop
+from gan_jax import neighbours
+from gan_jax import parallel
+from gan_jax import runs
+from gan_jax import sampling
+from gan_jax import state as state_lib
+from gan_jax import step as step_lib
+from gan_jax.evaluation import representation
+from gan_jax.models import dcgan
+
+
+def test_grid_has_one_row_per_code_value():
+  gan = state_lib.make_gan(tiny_config("mnist_infogan"))
+  z, columns = sampling.grid_latents(jax.random.PRNGKey(0), 25, gan)
+  assert columns == 2 and z.shape == (20, 16 + 10 + 2)
+  rows = np.asarray(z).reshape(10, 2, -1)
+  np.testing.assert_array_equal(rows[:, :, 16:26].argmax(-1), np.repeat(np.arange(10)[:, None], 2, axis=1))
+  np.testing.assert_array_equal(rows[:, :, :16], np.broadcast_to(rows[:1, :, :16], rows[:, :, :16].shape))
+  assert not np.array_equal(rows[0, 0, :16], rows[0, 1, :16])  # Columns are different noise.
+  np.testing.assert_array_equal(rows[:, :, 26:], 0.0)
+
+
+def test_q_recovers_the_code_of_generated_images_after_a_short_run():
+  config = tiny_config("mnist_infogan", total_steps=60, augment="", **{
+      "infogan.categories": 4, "infogan.continuous": 0,
+      "g_optimizer.learning_rate": 1e-3, "d_optimizer.learning_rate": 1e-3})
+  del config.contrastive, config.infogan.neighbours, config.infogan.consistency  # InfoGAN's own terms alone.
+  gan, state = initial_state(config)
+  images = data.load_split(config.data, "test", image_size=28, channels=1).images
+  train_fn = step_lib.make_train_fn(gan, config, parallel.make_mesh(), num_examples=len(images))
+  for _ in range(config.total_steps):
+    state, metrics = train_fn(state, step_lib.term_weights(config), images)
+
+  z, categories, _ = sampling.sample_latents(jax.random.PRNGKey(123), 400, gan)  # Latents not trained on.
+  fakes = gan.generator.apply(state["generator"], z, train=False)
+  _, features = gan.discriminator.apply(state["discriminator"], fakes)
+  accuracy = float(jnp.mean(features["code_logits"].argmax(-1) == categories))
+  assert accuracy > 0.4, accuracy  # Chance is 0.25 (std 0.022 over 400 samples).
+  assert float(metrics["d_code_acc"][-1]) > 0.25
+
+
+def test_q_heads_each_have_their_own_layers_and_the_first_is_code_logits():
+  x = jnp.zeros((2, 28, 28, 1))
+  one = dcgan.Discriminator(image_size=28, base_features=8, stride1_convs=False, code_categories=5, code_continuous=2)
+  three = one.clone(code_heads=3)
+  v1, v3 = one.init(jax.random.PRNGKey(0), x), three.init(jax.random.PRNGKey(0), x)
+  assert not {k for k in v1["params"] if k.startswith("code_")} - {"code_hidden"}  # Names as before heads existed.
+  assert {"code_hidden_1", "code_1", "code_hidden_2", "code_2"} <= set(v3["params"])
+  assert v3["params"]["code_2"]["kernel"].shape == (three.code_hidden, 5)  # Categorical outputs only.
+  _, features = three.apply(v3, jax.random.normal(jax.random.PRNGKey(1), (2, 28, 28, 1)))
+  heads = features["code_logits_heads"]
+  assert heads.shape == (2, 3, 5)
+  np.testing.assert_array_equal(heads[:, 0], features["code_logits"])
+  assert not np.allclose(heads[:, 1], heads[:, 2])  # Initialised apart.
+  assert "code_logits_heads" not in one.apply(v1, x)[1]
+
+
+def test_two_identical_q_heads_train_as_one():
+  # Every categorical term is the mean over heads, so a copy of head 0 changes no loss.
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  one_config = tiny_config("mnist_infogan", **{"infogan.consistency.threshold": 0.0})
+  two_config = tiny_config("mnist_infogan", **{"infogan.consistency.threshold": 0.0, "infogan.heads": 2})
+  gan, state = initial_state(one_config, num_examples=50)
+  two, _ = initial_state(two_config, num_examples=50)
+  params = dict(state["discriminator"]["params"])
+  k = one_config.infogan.categories
+  params["code_hidden_1"] = params["code_hidden"]
+  params["code_1"] = {"kernel": params["code"]["kernel"][:, :k], "bias": params["code"]["bias"][:k]}
+  two_state = {**state, "discriminator": {**state["discriminator"], "params": params},
+               "d_opt_state": two.d_tx.init(params)}
+  neighbour = {"neighbour": real[:, ::-1]}
+  _, m1 = jit_step(one_config, gan)(state, real, **neighbour)
+  step_two = jit_step(two_config, two)
+  _, m2 = step_two(two_state, real, **neighbour)
+  for name in ("d_loss", "g_loss", "d_code_loss", "d_code_neighbour_loss", "d_code_consistency_loss"):
+    np.testing.assert_allclose(m2[name], m1[name], rtol=2e-5, atol=1e-6, err_msg=name)
+  # And an unlike second head moves the loss.
+  params["code_1"] = {**params["code_1"], "bias": jax.random.normal(jax.random.PRNGKey(2), (k,))}
+  _, m3 = step_two({**two_state, "discriminator": {**state["discriminator"], "params": params}}, real, **neighbour)
+  assert abs(float(m3["d_code_loss"]) - float(m1["d_code_loss"])) > 1e-3
+
+
+def test_infogan_terms_report_their_metrics_and_self_labelling_counts_from_its_start():
+  real = jax.random.uniform(jax.random.PRNGKey(0), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  config = tiny_config("mnist_infogan", **{"infogan.consistency.threshold": 0.0, "infogan.consistency.start": 3})
+  gan, initial = initial_state(config, num_examples=50)
+  step = jit_step(config, gan)
+
+  def after(at_step, consistency_weight):
+    state = {**initial, "step": jnp.asarray(at_step, initial["step"].dtype)}
+    weights = {**step_lib.term_weights(config), "d_code_consistency": np.float32(consistency_weight)}
+    new, metrics = step(state, real, weights=weights, neighbour=real[:, ::-1])
+    return jax.device_get(new["discriminator"]["params"]), metrics
+
+  params, metrics = after(3, 1.0)
+  assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
+          "d_code_consistency_loss", "d_code_consistency_kept", "d_code_neighbour_loss",
+          "d_code_neighbour_marginal_entropy"} <= set(metrics)
+  # Minus the log of a probability that two distributions over K clusters agree: >= 0.
+  assert float(metrics["d_code_neighbour_loss"]) >= 0.0
+  # Threshold 0: every real image's weak view sets a target, so the term is a cross-entropy > 0.
+  assert float(metrics["d_code_consistency_kept"]) == 1.0 and float(metrics["d_code_consistency_loss"]) > 0
+  same = lambda a, b: all(jax.tree.leaves(jax.tree.map(lambda x, y: np.allclose(x, y, rtol=1e-5, atol=1e-6), a, b)))
+  # Before step 3 the term counts 0: as if its weight were 0. From step 3 on it counts.
+  assert same(after(2, 1.0)[0], after(2, 0.0)[0])
+  assert not same(params, after(3, 0.0)[0])
+
+
+@pytest.mark.parametrize("heads,refit", [(1, 0), (3, 0), (1, 2)])
+def test_infogan_trains_and_eval_reports_its_row(heads, refit, tmp_path):
+  config = tiny_config("mnist_infogan", total_steps=2, **{"evals.representation.probe": False,
+                                                          "evals.representation.n_init": 1, "infogan.heads": heads})
+  config.infogan.neighbours.k = 3
+  if refit:
+    config.infogan.refit = base.refit(heads=refit, steps=5, dim=8)
+  state = loop.train_and_evaluate(config, str(tmp_path))
+  if refit:  # Fitted at the last step, and so chosen among by eval.py.
+    assert int(state["code_refit_step"]) == 2 and representation.refit_current(state)
+  metrics = runs.evaluate_workdir(str(tmp_path))
+  code = metrics["representations"]["categorical_code"]["code"]
+  assert set(code) >= {"acc", "nmi", "ari", "contingency"} and 0.0 < code["acc"] <= 1.0
+  assert (tmp_path / "eval" / "step_2" / "contingency_categorical_code.png").exists()
+  assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+  import infogan_diagnosis  # pylint: disable=g-import-not-at-top
+  diagnosis = infogan_diagnosis.diagnose(str(tmp_path), num_fakes=100)
+  assert diagnosis["q_on_real"]["acc"] == code["acc"]  # The same Q on the same digits as eval.py.
+  assert np.sum(diagnosis["contingency"]) == 100 and len(diagnosis["code_to_digit"]) == config.infogan.categories
+  if refit:  # benchmarks/refit_heads.py fits other heads on the same frozen D and scores them as eval.py does.
+    import refit_heads  # pylint: disable=g-import-not-at-top
+    (swept,) = refit_heads.sweep(str(tmp_path), [refit_heads.parse_variant("3:2:8:1e-3")])
+    assert len(swept["refit_accs"]) == 3 and 0 <= swept["head"] < 1 + 3  # The variant's 3, not the run's 2.
+    assert all(0.0 < acc <= 1.0 for acc in swept["refit_accs"]) and 0.0 < swept["acc"] <= 1.0
+    with pytest.raises(ValueError, match=r"--variants: '3:2' is not heads:steps:dim:learning_rate"):
+      refit_heads.parse_variant("3:2")
+  if heads + refit > 1:  # The clusters are the chosen head's, whose figures are reported beside the others'.
+    assert code["heads"] == heads + refit and len(code["head_losses"]) == heads + refit
+    assert code["head_losses"][code["head"]] == min(code["head_losses"])
+    assert code["acc"] == code["head_accs"][code["head"]]
+  else:
+    assert "head" not in code
+    # The neighbour table is saved and restored: mined at step 0 from the D the run started with.
+    run = runs.load_run(str(tmp_path))
+    images = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels).images
+    expected = jax.jit(lambda d: neighbours.mine_neighbours(run.gan, d, images, 3))(run.initial_discriminator)
+    np.testing.assert_array_equal(run.state["neighbours"], expected)
