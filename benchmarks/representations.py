@@ -38,7 +38,6 @@ sys.path.insert(0, REPO)
 from gan_jax import data  # pylint: disable=g-import-not-at-top
 from gan_jax import files  # pylint: disable=g-import-not-at-top
 from gan_jax import runs  # pylint: disable=g-import-not-at-top
-from gan_jax.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import report  # pylint: disable=g-import-not-at-top
 
