@@ -44,6 +44,11 @@ def main(argv):
                                     generation_samples=_GENERATION_SAMPLES.value)
   except runs.EvalError as e:
     sys.exit(f"eval.py: {e}")
+  if "members" in metrics:
+    print(f"{metrics['dataset']} step {metrics['step']}: {len(metrics['members'])} members; each one's rows in "
+          f"{_WORKDIR.value}/members/<name>/eval/")
+    print(report.format_summary(metrics["summary"]))
+    return
   p = metrics["protocol"]
   whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""
   print(f"{metrics['dataset']} step {metrics['step']}: k-means on {p['kmeans_features']}{whitened}, probe on "

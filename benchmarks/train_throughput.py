@@ -64,7 +64,7 @@ def _program(config, num_examples: int):
   subset and its labels (replicated, as train.py passes them)."""
   import jax
   import numpy as np
-  from gan_jax import parallel, state as state_lib, step as step_lib
+  from gan_jax import parallel, population, state as state_lib, step as step_lib
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
@@ -76,7 +76,7 @@ def _program(config, num_examples: int):
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))  # Split over the devices, as in train.py.
-  inputs = (step_lib.term_weights(config), images)
+  inputs = (population.weights(config), images)
   if "kplus1" in config:
     num_labelled = config.kplus1.labels_per_class * config.kplus1.num_classes
     labelled = np.random.default_rng(1).integers(0, 256, (num_labelled, *images.shape[1:]), dtype=np.uint8)

@@ -54,6 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_samples = 64  # Images in a sample grid.
   config.eval_every = 1000  # Steps between in-training evaluations (0: none); also at the end.
   config.skip_nonfinite_updates = False  # Skip a D or G update with a non-finite loss or gradient instead of stopping.
+  config.population = ml_collections.ConfigDict(dict(
+      seeds=1,  # Members per variant, seeds seed ... seed + seeds - 1, trained as one program.
+      ablations="",  # Terms to switch off, one member each per seed ("adversarial,contrastive"; "a+b": both).
+  ))
   config.evals = ml_collections.ConfigDict()
   config.evals.representation = ml_collections.ConfigDict(dict(
       kmeans_features="last_conv_max",  # What k-means clusters: a representation of gan_jax/evaluation/features.py.
@@ -71,7 +75,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       extractor="domain_classifier",  # Features: "domain_classifier" (trained on the labelled split) or "inception_v3".
       inception_weights="",  # The converted InceptionV3 weights (.npz), for extractor="inception_v3".
       resize="bilinear",  # To Inception's 299 px: "bilinear" or "pil_bicubic".
-      reference_split="train",  # The real images the samples are compared with.
       batch_size=500,  # Images per generator or extractor call.
   ))
   return config

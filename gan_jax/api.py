@@ -90,11 +90,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = N
   return loop.train_and_evaluate(config, workdir)
 
 
-def load_run(workdir: str, step: int | None = None) -> runs.Run:
+def load_run(workdir: str, step: int | None = None, member: str | None = None) -> runs.Run:
   """A train.py workdir at checkpoint `step` (default: the latest): `.config`, `.gan`,
   `.step`, `.state` (the whole train state), `.discriminator` (its variables) and
-  `.initial_discriminator` (the same network at initialisation: the random control)."""
-  return runs.load_run(workdir, step)
+  `.initial_discriminator` (the same network at initialisation: the random control). Of a
+  population, the member named `member` (e.g. "seed1-no_contrastive"; `runs.load_runs` gives all)."""
+  return runs.load_run(workdir, step, member=member)
 
 
 def sample(run: runs.Run, num_samples: int = 64, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -26,6 +26,7 @@ from gan_jax import data
 from gan_jax import files
 from gan_jax import metric_logging
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import refit
 from gan_jax import resume
 from gan_jax import runs
@@ -45,6 +46,7 @@ _MULTIPLES = ("total_steps", "log_every", "save_every", "sample_every", "eval_ev
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first field that holds a value training cannot use."""
   state_lib.check_config(config)
+  population.check_config(config)
   for field in _POSITIVE:
     if not config[field] > 0:
       raise ValueError(f"config.{field}={config[field]!r} must be positive")
@@ -129,66 +131,94 @@ def _finite_mean(values: np.ndarray) -> float:
   return float(finite.mean()) if finite.size else float("nan")
 
 
-def _log_summary(manager, pending_metrics: list, step: int, skip_nonfinite: bool) -> dict[str, float]:
-  """The metrics of the steps since the last log, brought to the host, checked and averaged.
+def _log_summary(manager, pending_metrics: list, step: int, skip_nonfinite: bool,
+                 names: list[str | None]) -> list[dict[str, float]]:
+  """The metrics of the steps since the last log, brought to the host, checked and averaged,
+  one dict per member (`names`; [None] for a single run).
 
   Checking them before each save keeps a diverged state out of the checkpoints (non-finite
   parameters show in the parameter norms and the losses). A skipped update's losses are
   non-finite by nature; with skipping, the parameter norms must stay finite.
   """
-  steps = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in pending_metrics[0]}
-  checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
-  bad = [k for k in checked if not np.isfinite(steps[k]).all()]
-  if bad:
-    last = manager.latest_step()
-    raise FloatingPointError(
-        f"non-finite {', '.join(bad)} between steps {step - len(steps[bad[0]])} and {step}; "
-        + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written")
-        + ("" if skip_nonfinite else "; config.skip_nonfinite_updates=True skips such updates"))
-  skipped = {k: int(steps[k].sum()) for k in ("d_skipped", "g_skipped") if k in steps}
-  if any(skipped.values()):
-    logging.warning("Skipped %d discriminator and %d generator update(s) with non-finite losses or "
-                    "gradients between steps %d and %d.", skipped["d_skipped"], skipped["g_skipped"],
-                    step - len(steps["g_skipped"]), step)
-  return {k: skipped[k] if k in skipped else _finite_mean(v) for k, v in steps.items()}
+  stacked = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in pending_metrics[0]}
+  summaries = []
+  for i, name in enumerate(names):
+    steps = {k: v if v.ndim == 1 else v[:, i] for k, v in stacked.items()}
+    member = f" of member {name}" if name else ""
+    checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
+    bad = [k for k in checked if not np.isfinite(steps[k]).all()]
+    if bad:
+      last = manager.latest_step()
+      raise FloatingPointError(
+          f"non-finite {', '.join(bad)}{member} between steps {step - len(steps[bad[0]])} and {step}; "
+          + (f"the last checkpoint is step {last}" if last is not None else "no checkpoint was written")
+          + ("" if skip_nonfinite else "; config.skip_nonfinite_updates=True skips such updates"))
+    skipped = {k: int(steps[k].sum()) for k in ("d_skipped", "g_skipped") if k in steps}
+    if any(skipped.values()):
+      logging.warning("Skipped %d discriminator and %d generator update(s)%s with non-finite losses or "
+                      "gradients between steps %d and %d.", skipped["d_skipped"], skipped["g_skipped"], member,
+                      step - len(steps["g_skipped"]), step)
+    summaries.append({k: skipped[k] if k in skipped else _finite_mean(v) for k, v in steps.items()})
+  return summaries
 
 
-def _restore_or_init(config, workdir: str, manager, init_fn, abstract_state, num_examples: int, replicated):
+def _restore_or_init(config, workdir: str, manager, init_fn, abstract_state, num_examples: int, sharding):
   """The train state to start from: the latest checkpoint's if it fits the config, else a fresh one."""
   if (latest := manager.latest_step()) is not None:
     resume.check_resumable(config, workdir, manager, latest, abstract_state, num_examples)
     state = checkpoints.restore(manager, abstract_state, latest)
     logging.info("Resumed from %s at step %d.", manager.directory, latest)
   else:
-    state = jax.jit(init_fn, out_shardings=replicated)()
-  if int(state["step"]) % config.steps_per_call:
-    raise ValueError(f"the checkpoint is at step {int(state['step'])}, which config.steps_per_call="
+    state = jax.jit(init_fn, out_shardings=sharding)()
+  step = int(np.asarray(state["step"]).flat[0])
+  if step % config.steps_per_call:
+    raise ValueError(f"the checkpoint is at step {step}, which config.steps_per_call="
                      f"{config.steps_per_call} does not divide; resume with a steps_per_call that divides it")
   return state
 
 
-def _make_evals(config, gan, init_fn, replicated, train_data, num_labels: int):
-  """`run_evals(state) -> scalars` of the evaluators `config.evals` asks for during training.
+class _Member(NamedTuple):
+  """What the loop keeps of one member: its name (None for a single run), config and folder."""
+  name: str | None
+  config: ml_collections.ConfigDict
+  workdir: str
+
+
+def _members(config, workdir: str) -> list[_Member]:
+  """The population's members, each with the config of a single run with its seed and its own
+  folder (`runs.member_dir`); one member, the run itself, for a single run."""
+  members = population.members(config)
+  if len(members) == 1:
+    return [_Member(None, config, workdir)]
+  return [_Member(m.name, population.member_config(config, m), runs.member_dir(workdir, m)) for m in members]
+
+
+def _make_evals(members: list[_Member], gan, train_data, num_examples: int, num_labels: int, replicated):
+  """`run_evals(member index, member state) -> scalars` of the evaluators `config.evals` asks
+  for during training.
 
   Built before training, so that a missing split or unlabelled data fails now rather than
-  at step eval_every; the controls are evaluated at the first evaluation, the domain
-  classifier and the reference statistics of the generation metrics prepared now.
+  at step eval_every; the controls are evaluated at the first evaluation (once per seed),
+  the domain classifier and the reference statistics of the generation metrics prepared now.
   """
   train = train_data if jax.process_count() == 1 else None
-  initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-  evaluator = representation.make_evaluator(config, representation.get_config(config), gan.discriminator,
-                                            initial, train=train, num_labels=num_labels)
-  generation_settings = generation.get_config(config)
-  scorer, generate_fn = None, None
-  if generation_settings.num_samples:
-    scorer = generation.make_evaluator(config, generation_settings, train)
-    generate_fn = sampling.make_generate_fn(gan, config.seed, generation_settings.batch_size)
+  evaluators = {}  # One per seed: the random D, a control, is the seed's.
+  for member in members:
+    if member.config.seed not in evaluators:
+      init_fn = functools.partial(state_lib.init_state, gan, member.config, num_examples)
+      initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
+      evaluators[member.config.seed] = representation.make_evaluator(
+          member.config, representation.get_config(member.config), gan.discriminator, initial, train=train,
+          num_labels=num_labels)
+  settings = generation.get_config(members[0].config)
+  scorer = generation.make_evaluator(members[0].config, settings, train) if settings.num_samples else None
+  generate_fns = [sampling.make_generate_fn(gan, m.config.seed, settings.batch_size) for m in members]
 
-  def run_evals(state) -> dict[str, float]:
+  def run_evals(index: int, state) -> dict[str, float]:
     start = time.perf_counter()
-    scalars = dict(evaluator.run(state))
+    scalars = dict(evaluators[members[index].config.seed].run(state))
     if scorer is not None:
-      scores = scorer.run(generate_fn(state))
+      scores = scorer.run(generate_fns[index](state))
       scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
     scalars["eval/seconds"] = time.perf_counter() - start
     return scalars
@@ -196,18 +226,45 @@ def _make_evals(config, gan, init_fn, replicated, train_data, num_labels: int):
   return run_evals
 
 
-def _sampler(gan, config, workdir: str, replicated, is_main_process: bool):
+def _sampler(gan, member: _Member, replicated, is_main_process: bool):
   """`save_samples(state, step)`: the EMA generator's grid on the run's fixed latents, as a PNG."""
-  sample_fn = sampling.make_sample_fn(gan, config.seed)
-  sample_z, grid_columns = sampling.grid_latents(state_lib.seed_keys(config.seed)["sample"], config.num_samples, gan)
+  sample_fn = sampling.make_sample_fn(gan, member.config.seed)
+  sample_z, grid_columns = sampling.grid_latents(state_lib.seed_keys(member.config.seed)["sample"],
+                                                 member.config.num_samples, gan)
   sample_z = jax.device_put(sample_z, replicated)
 
   def save_samples(state, step: int) -> None:
     images = data.to_uint8(sample_fn(state, sample_z))  # On every process: a global computation.
     if is_main_process:
-      visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"),
+      visualize.save_png(os.path.join(member.workdir, "samples", f"step_{step}.png"),
                          visualize.image_grid(images, grid_columns or None))
   return save_samples
+
+
+def _labelled_subsets(members: list[_Member], train_data, sharding) -> tuple[jax.Array, ...]:
+  """(images, labels) of each member's labelled subset (stacked for a population), on the
+  devices; () without `config.kplus1`."""
+  if "kplus1" not in members[0].config:
+    return ()
+  train = train_data if jax.process_count() == 1 else None
+  subsets = [runs.load_labelled_subset(m.config, m.workdir, train) for m in members]
+  arrays = [(s.images, s.labels) for s in subsets]
+  return tuple(jax.device_put(np.stack(x) if len(members) > 1 else x[0], sharding) for x in zip(*arrays))
+
+
+def _training_set(config: ml_collections.ConfigDict, mesh):
+  """(this process's share of the training split, the whole split as one uint8 array on the devices)."""
+  # The training set lives on the devices (uint8), split over them along the data axis:
+  # each process reads its own share, and each step's batch is a gather by
+  # `data.batch_indices` from the global array (XLA gathers on the device holding each
+  # image and all-reduces the batch), with no per-step host-to-device copy.
+  train_data = data.load_process_share(config.data, "train", image_size=config.image_size,
+                                       channels=config.channels, mesh=mesh)
+  images_u8 = parallel.host_to_global(train_data.images, parallel.batch_sharded(mesh))
+  if config.n_dis * config.batch_size > images_u8.shape[0]:
+    raise ValueError(f"config.batch_size={config.batch_size} x config.n_dis={config.n_dis} images per step "
+                     f"exceed the {images_u8.shape[0]} training images of {train_data.name}")
+  return train_data, images_u8
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -219,7 +276,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Every `config.eval_every` steps (and at the end) the representation evaluator
   (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard, and
   with `config.evals.generation.num_samples` the generation metrics eval/generation/<metric>
-  (FID, KID, IS, precision, recall of the EMA generator; `evaluation.generation`).
+  (FID, KID, IS, precision, recall of the EMA generator; `evaluation.generation`). A
+  population (`config.population`) keeps one checkpoint of all its members, and each
+  member's samples, TensorBoard scalars and labelled subset in `workdir/members/<name>/`.
 
   SIGTERM or SIGINT (`StopSignals`) stops training after the current compiled call: a
   checkpoint is written at that step (off the `save_every` grid if need be) and waited
@@ -231,52 +290,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   validate_config(config)
   os.makedirs(workdir, exist_ok=True)
   is_main_process = jax.process_index() == 0
-  mesh = parallel.make_mesh()
+  members = _members(config, workdir)
+  if len(members) > 1 and jax.process_count() > 1:
+    raise ValueError(f"config.population makes {len(members)} members, which train in one process (with all its "
+                     f"devices); this run has {jax.process_count()}: train a population without --distributed")
+  mesh = parallel.make_mesh(len(members))
   parallel.check_batch_size(config.batch_size, mesh)
-  # The training set lives on the devices (uint8), split over them along the data axis:
-  # each process reads its own share, and each step's batch is a gather by
-  # `data.batch_indices` from the global array (XLA gathers on the device holding each
-  # image and all-reduces the batch), with no per-step host-to-device copy.
-  train_data = data.load_process_share(config.data, "train", image_size=config.image_size,
-                                       channels=config.channels, mesh=mesh)
-  images_u8 = parallel.host_to_global(train_data.images, parallel.batch_sharded(mesh))
+  train_data, images_u8 = _training_set(config, mesh)
   num_examples = images_u8.shape[0]
-  if config.n_dis * config.batch_size > num_examples:
-    raise ValueError(f"config.batch_size={config.batch_size} x config.n_dis={config.n_dis} images per step "
-                     f"exceed the {num_examples} training images of {train_data.name}")
-  replicated = parallel.replicated(mesh)
-  logging.info("Training on %s: %d images %s (%d in this process), %d device(s).", train_data.name, num_examples,
+  by_member = parallel.by_member(mesh)
+  logging.info("Training %s on %s: %d images %s (%d in this process), %d device(s).",
+               f"{len(members)} members" if len(members) > 1 else "one run", train_data.name, num_examples,
                train_data.images.shape[1:], len(train_data), jax.device_count())
   gan = state_lib.make_gan(config)
-  init_fn = functools.partial(state_lib.init_state, gan, config, num_examples=num_examples)
+  init_fn = functools.partial(population.init_state, gan, config, num_examples=num_examples)
   manager = checkpoints.make_manager(workdir, keep=config.keep)
-  writer = metric_logging.MetricWriter(workdir, total_steps=0, initial_step=0, enabled=False)
-  try:  # From here on, an error closes the manager (and the writer) on its way out.
+  writers = []
+  try:  # From here on, an error closes the manager (and the writers) on its way out.
     state = _restore_or_init(config, workdir, manager, init_fn,
-                             checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), num_examples, replicated)
-    step = int(state["step"])
-    labelled = ()
-    if "kplus1" in config:
-      subset = runs.load_labelled_subset(config, workdir, train_data if jax.process_count() == 1 else None)
-      labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
+                             checkpoints.abstract_like(jax.eval_shape(init_fn), by_member), num_examples, by_member)
+    step = int(np.asarray(state["step"]).flat[0])
+    labelled = _labelled_subsets(members, train_data, by_member)
     run_evals = None
     if config.eval_every and step < config.total_steps:
-      run_evals = _make_evals(config, gan, init_fn, replicated, train_data, len(labelled[1]) if labelled else 0)
-    writer = metric_logging.MetricWriter(workdir, total_steps=config.total_steps, initial_step=step,
-                                         enabled=is_main_process)
+      run_evals = _make_evals(members, gan, train_data, num_examples, labelled[1].shape[-1] if labelled else 0,
+                              parallel.replicated(mesh))
+    writers = [metric_logging.MetricWriter(m.workdir, total_steps=config.total_steps, initial_step=step,
+                                           enabled=is_main_process, name=m.name, progress=i == 0)
+               for i, m in enumerate(members)]
     if is_main_process:  # Every check passed: the config that trains is the one saved.
       files.write_json(os.path.join(workdir, runs.CONFIG_FILE), config.to_dict())
     if step >= config.total_steps:
       logging.info("Step %d reached config.total_steps=%d: nothing to train.", step, config.total_steps)
     train_fn = functools.partial(step_lib.make_train_fn(gan, config, mesh, num_examples), images_u8=images_u8,
-                                 weights=jax.device_put(step_lib.term_weights(config), replicated))
+                                 weights=jax.device_put(population.weights(config), by_member),
+                                 labelled_u8=labelled[0] if labelled else None, labels=labelled[1] if labelled else None)
     refit_fn = refit.make_refit_fn(gan, config, mesh) if terms.block(config, "infogan.refit") is not None else None
-    state = _train(config, state, functools.partial(train_fn, labelled_u8=labelled[0] if labelled else None,
-                                                    labels=labelled[1] if labelled else None),
-                   refit_fn and functools.partial(refit_fn, images_u8=images_u8), run_evals,
-                   _sampler(gan, config, workdir, replicated, is_main_process), manager, writer, resume_command)
+    samplers = [_sampler(gan, m, parallel.replicated(mesh), is_main_process) for m in members]
+    state = _train(config, state, train_fn, refit_fn and functools.partial(refit_fn, images_u8=images_u8), run_evals,
+                   samplers, manager, writers, resume_command)
   finally:
-    for name, close in (("the checkpoint manager", manager.close), ("the TensorBoard writer", writer.close)):
+    closing = [("the checkpoint manager", manager.close)] + [("a TensorBoard writer", w.close) for w in writers]
+    for name, close in closing:
       try:  # On the way out of an error (a full disk, say), that error is the one to report.
         close()
       except Exception as e:  # pylint: disable=broad-except
@@ -284,9 +339,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return state
 
 
-def _train(config, state, train_fn, refit_fn, run_evals, save_samples, manager, writer, resume_command):
+def _train(config, state, train_fn, refit_fn, run_evals, samplers, manager, writers, resume_command):
   """The loop from the state's step to `config.total_steps`, or to a stop signal; the final state."""
-  step = int(state["step"])
+  step = int(np.asarray(state["step"]).flat[0])
+  names = [w.name for w in writers]
+  member = (lambda s, i: s) if len(names) == 1 else population.unstack
   first_call_start = time.perf_counter()
   last_log_step, last_log_time = step, None
   pending_metrics = []  # One dict of device arrays per call since the last log.
@@ -304,21 +361,16 @@ def _train(config, state, train_fn, refit_fn, run_evals, save_samples, manager, 
       stopping = stop.requested(step, config.steps_per_call) and not is_last
       if step % config.log_every == 0 or step % config.save_every == 0 or is_last or stopping:
         checkpoints.check(manager)  # A failed write (a full disk) stops training here, before more is lost.
-        summary = _log_summary(manager, pending_metrics, step, config.skip_nonfinite_updates)
+        summaries = _log_summary(manager, pending_metrics, step, config.skip_nonfinite_updates, names)
         pending_metrics = []  # Metrics reach the host only here, every step's at once.
-        if step > last_log_step:
-          summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
-          summary["images_per_sec"] = summary["steps_per_sec"] * config.n_dis * config.batch_size
-        writer.write_scalars(step, summary)
+        for writer, summary in zip(writers, summaries):
+          if step > last_log_step:
+            summary["steps_per_sec"] = (step - last_log_step) / (time.perf_counter() - last_log_time)
+            summary["images_per_sec"] = summary["steps_per_sec"] * config.n_dis * config.batch_size
+          writer.write_scalars(step, summary)
         last_log_step, last_log_time = step, time.perf_counter()
       if is_last and refit_fn is not None:
-        start = time.perf_counter()
-        state, head_losses = refit_fn(state)
-        head_losses = np.asarray(jax.device_get(head_losses))
-        logging.info("Refitted %d Q heads on the frozen discriminator in %.1f s; their SCAN losses: %s",
-                     config.infogan.refit.heads, time.perf_counter() - start, " ".join(f"{v:.3f}" for v in head_losses))
-        writer.write_scalars(step, {"refit_seconds": time.perf_counter() - start,
-                                    "refit_loss_min": float(head_losses.min())})
+        state = _refit(config, state, refit_fn, writers, step)
       if step % config.save_every == 0 or is_last or (stopping and step not in manager.all_steps()):
         checkpoints.save(manager, step, state)
       if stopping:
@@ -327,13 +379,27 @@ def _train(config, state, train_fn, refit_fn, run_evals, save_samples, manager, 
                      manager.directory, f"resume with the same command: {resume_command}" if resume_command
                      else "train again on the same workdir to resume")
         break
-      if step % config.sample_every == 0 or is_last:
-        save_samples(state, step)
-      if run_evals is not None and (step % config.eval_every == 0 or is_last):
-        scalars = run_evals(state)
-        writer.write_scalars(step, scalars)
-        last_log_time += scalars["eval/seconds"]  # Evaluation time is not training throughput.
+      for i, save_samples in enumerate(samplers):
+        if step % config.sample_every == 0 or is_last:
+          save_samples(member(state, i), step)
+        if run_evals is not None and (step % config.eval_every == 0 or is_last):
+          scalars = run_evals(i, member(state, i))
+          writers[i].write_scalars(step, scalars)
+          last_log_time += scalars["eval/seconds"]  # Evaluation time is not training throughput.
     checkpoints.wait(manager)
   finally:
     stop.restore()
+  return state
+
+
+def _refit(config, state, refit_fn, writers, step: int):
+  """The state with Q's heads refitted on the frozen D (`refit.make_refit_fn`), logged."""
+  start = time.perf_counter()
+  state, head_losses = refit_fn(state)
+  head_losses = np.asarray(jax.device_get(head_losses)).reshape(len(writers), -1)
+  for writer, losses in zip(writers, head_losses):
+    logging.info("Refitted %d Q heads%s on the frozen discriminator in %.1f s; their SCAN losses: %s",
+                 config.infogan.refit.heads, f" of {writer.name}" if writer.name else "",
+                 time.perf_counter() - start, " ".join(f"{v:.3f}" for v in losses))
+    writer.write_scalars(step, {"refit_seconds": time.perf_counter() - start, "refit_loss_min": float(losses.min())})
   return state

@@ -24,10 +24,13 @@ def configure_cli_logging() -> None:
 
 
 class MetricWriter:
-  """Writes scalar metrics to `workdir/tensorboard` and reports progress."""
+  """Writes scalar metrics to `workdir/tensorboard` and reports progress; `name` (a
+  population member's) begins its log lines, and only a writer with `progress` shows a bar."""
 
-  def __init__(self, workdir: str, *, total_steps: int, initial_step: int, enabled: bool = True):
+  def __init__(self, workdir: str, *, total_steps: int, initial_step: int, enabled: bool = True,
+               name: str | None = None, progress: bool = True):
     self._enabled = enabled
+    self.name = name
     self._writer = None
     self._bar = None
     if not enabled:
@@ -36,7 +39,7 @@ class MetricWriter:
     import tensorflow as tf
     self._tf = tf
     self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-    if sys.stderr.isatty():
+    if progress and sys.stderr.isatty():
       import tqdm
       self._bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
     self._last_step = initial_step
@@ -53,7 +56,7 @@ class MetricWriter:
       self._bar.update(step - self._last_step)
       self._bar.set_postfix_str(summary, refresh=True)
     else:
-      logging.info("step %d: %s", step, summary)
+      logging.info("%sstep %d: %s", f"{self.name} " if self.name else "", step, summary)
     self._last_step = step
 
   def close(self) -> None:

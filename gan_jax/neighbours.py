@@ -5,10 +5,13 @@ with one of them, drawn at random, for InfoGAN's neighbour term."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from gan_jax import data
+from gan_jax import population as population_lib
 from gan_jax.state import GAN
 
 
@@ -56,12 +59,18 @@ def mine_neighbours(gan: GAN, d_vars, images_u8: jax.Array, k: int, block: int =
   return nearest_neighbours(map_discriminator(gan, d_vars, images_u8, embed, block), k)
 
 
-def refresh_and_draw(gan: GAN, state, images_u8: jax.Array, idx: jax.Array, key: jax.Array, refresh: int):
-  """(state, neighbour indices like `idx`): the table mined afresh where the state's step is
-  a multiple of `refresh`, then one of each image's neighbours drawn at random from `key`."""
-  k = state["neighbours"].shape[1]
-  state = jax.lax.cond(state["step"] % refresh == 0,
-                       lambda s: {**s, "neighbours": mine_neighbours(gan, s["discriminator"], images_u8, k)},
-                       lambda s: s, state)
-  pick = jax.random.randint(jax.random.fold_in(key, state["step"]), idx.shape, 0, k)
-  return state, state["neighbours"][idx, pick]
+def refresh(gan: GAN, state, images_u8: jax.Array, every: int, population: bool = False):
+  """The state with its table mined afresh where its step is a multiple of `every`; for a
+  population (a leading member axis), every member's table, the step being theirs in common."""
+  k = state["neighbours"].shape[-1]
+  mine = lambda d_vars: mine_neighbours(gan, d_vars, images_u8, k)
+  if population:
+    mine = functools.partial(population_lib.map_members, mine)
+  step = state["step"][0] if population else state["step"]
+  return jax.lax.cond(step % every == 0, lambda s: {**s, "neighbours": mine(s["discriminator"])}, lambda s: s, state)
+
+
+def draw(state, idx: jax.Array, key: jax.Array) -> jax.Array:
+  """Indices of one of each image's neighbours, drawn at random from `fold_in(key, step)`."""
+  pick = jax.random.randint(jax.random.fold_in(key, state["step"]), idx.shape, 0, state["neighbours"].shape[1])
+  return state["neighbours"][idx, pick]

@@ -2,7 +2,9 @@
 
 Data parallelism is `jax.jit` over a one-axis mesh named "data": the batch is split
 along it, parameters and optimizer state are replicated, and XLA inserts the gradient
-all-reduce. (`jax.pmap` is in maintenance mode since JAX 0.8 and is not used.)
+all-reduce. (`jax.pmap` is in maintenance mode since JAX 0.8 and is not used.) A
+population (`population.py`) adds a "member" axis before it: the members' states and
+batches are split along it, and members on different devices never communicate.
 
 Multi-host: every process runs the same program on a mesh of all processes' devices
 (`initialize_distributed` first). Host data enters as a global array through
@@ -11,25 +13,39 @@ Multi-host: every process runs the same program on a mesh of all processes' devi
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+MEMBER_AXIS = "member"
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D mesh over every device of every process.
+def make_mesh(members: int = 1) -> jax.sharding.Mesh:
+  """A mesh over every device of every process: 1-D ("data") for one member; for a population
+  of `members`, 2-D ("member", "data"), the member axis as long as the largest number of
+  devices that divides both the device count and `members`, the data axis the rest.
 
   Auto axis types: the batch constraint in the step is all XLA needs to partition the
   rest (explicit sharding-in-types would demand an output sharding on every op).
   """
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+  if members == 1:
+    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+  on_members = math.gcd(members, jax.device_count())
+  return jax.make_mesh((on_members, jax.device_count() // on_members), (MEMBER_AXIS, DATA_AXIS),
+                       axis_types=(jax.sharding.AxisType.Auto,) * 2)
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def by_member(mesh: jax.sharding.Mesh, axis: int = 0) -> NamedSharding:
+  """How the train state and what else has a member axis (at `axis`) are placed: replicated
+  for one member; for a population, each member's part on its place of the member axis."""
+  return NamedSharding(mesh, P(*([None] * axis), MEMBER_AXIS) if MEMBER_AXIS in mesh.axis_names else P())
 
 
 def batch_sharded(mesh: jax.sharding.Mesh, batch_axis: int = 0) -> NamedSharding:
@@ -40,7 +56,8 @@ def batch_sharded(mesh: jax.sharding.Mesh, batch_axis: int = 0) -> NamedSharding
 def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   n = mesh.shape[DATA_AXIS]
   if batch_size % n:
-    raise ValueError(f"config.batch_size={batch_size} must be divisible by the {n} devices; "
+    on = f" of the data axis (the members take {mesh.shape[MEMBER_AXIS]})" if MEMBER_AXIS in mesh.axis_names else ""
+    raise ValueError(f"config.batch_size={batch_size} must be divisible by the {n} devices{on}; "
                      f"allowed: a multiple of {n}")
 
 

@@ -21,6 +21,7 @@ from gan_jax import checkpoints
 from gan_jax import data
 from gan_jax import files
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import sampling
 from gan_jax import state as state_lib
 from gan_jax.evaluation import run_report
@@ -28,6 +29,12 @@ from gan_jax.evaluation.run_report import EvalError
 
 CONFIG_FILE = "config.json"
 LABELLED_SUBSET_FILE = "labelled_subset.json"
+
+
+def member_dir(workdir: str, member) -> str:
+  """The folder of a population member's own files (samples, tensorboard, labelled subset,
+  evaluations): `workdir/members/<name>/`."""
+  return os.path.join(workdir, "members", member.name)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -78,19 +85,21 @@ def num_labels(workdir: str) -> int:
 
 
 class Run(NamedTuple):
-  config: ml_collections.ConfigDict
+  config: ml_collections.ConfigDict  # The run's; a member's is that of a single run with its seed.
   gan: state_lib.GAN
   step: int
   discriminator: Any         # The trained discriminator's variables.
   initial_discriminator: Any  # Its variables at initialisation (the random control).
-  state: dict[str, Any]      # The whole restored train state.
+  state: dict[str, Any]      # The whole restored train state (a member's part of a population's).
+  member: population.Member | None = None  # Which member of a population; None for a single run.
 
 
-def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> Run:
-  """The run's config, modules and state at checkpoint `step` (default: the latest).
+def load_runs(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None) -> list[Run]:
+  """The run at checkpoint `step` (default: the latest), or each member's of a population.
 
   The initial variables come from the run's own seed scheme (`state.init_state`), so the
-  random control is the network this run started from. `config`: the run's, if already read.
+  random control is the network the run (or member) started from. `config`: the run's, if
+  already read.
   """
   config = config or load_config(workdir)
   directory = os.path.join(workdir, "checkpoints")
@@ -106,18 +115,36 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
     elif step not in steps:
       raise EvalError(f"--step={step}: no checkpoint at that step in {directory}; have {', '.join(map(str, steps))}")
     gan = state_lib.make_gan(config)
+    replicated = parallel.replicated(parallel.make_mesh())
     try:
       # The size of the training set, where the state holds a table of neighbours per image.
-      num_examples = checkpoints.saved_shapes(manager, step).get("neighbours", ((0,), ""))[0][0]
-      init_fn = lambda: state_lib.init_state(gan, config, num_examples)
-      replicated = parallel.replicated(parallel.make_mesh())
+      num_examples = checkpoints.saved_shapes(manager, step).get("neighbours", ((0, 0), ""))[0][-2]
+      init_fn = lambda: population.init_state(gan, config, num_examples)
       state = checkpoints.restore(manager, checkpoints.abstract_like(jax.eval_shape(init_fn), replicated), step)
     except checkpoints.CheckpointError as e:
       raise EvalError(f"--workdir={workdir}: {e}") from None
   finally:
     manager.close()
-  initial = jax.jit(init_fn, out_shardings=replicated)()
-  return Run(config, gan, step, state["discriminator"], initial["discriminator"], state)
+  initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
+  members = population.members(config)
+  if len(members) == 1:
+    return [Run(config, gan, step, state["discriminator"], initial, state)]
+  return [Run(population.member_config(config, m), gan, step, part["discriminator"],
+              population.unstack(initial, i), part, m)
+          for i, m in enumerate(members) for part in [population.unstack(state, i)]]
+
+
+def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None,
+             member: str | None = None) -> Run:
+  """`load_runs`' run; of a population, the member named `member` (e.g. "seed1-no_contrastive")."""
+  loaded = load_runs(workdir, step, config)
+  if len(loaded) == 1 and member is None:
+    return loaded[0]
+  names = [run.member.name for run in loaded if run.member is not None]
+  if member not in names:
+    raise EvalError(f"member={member!r}: {workdir} holds " + (f"the members {', '.join(names)}" if names else
+                                                              "a single run; leave member out"))
+  return loaded[names.index(member)]
 
 
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
@@ -141,17 +168,35 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}, and with
     generation metrics "generation": {"ema_generator": scores, "real_floor": the scores of real
     images of another split (the test split; the floor)}, each with its protocol
-    (`evaluation.generation.score`).
+    (`evaluation.generation.score`). For a population: {"step", "dataset", "members": {name:
+    that dict of the member}, "summary": `run_report.summarize` of them (mean and std over
+    seeds of each member kind's rows), "protocol"}; each member's own report goes to
+    `workdir/members/<name>/eval/`.
   """
   config = load_config(workdir)
   settings, generation_settings = run_report.eval_settings(
       config, os.path.join(workdir, CONFIG_FILE), features=features, num_clusters=num_clusters,
       generation_samples=generation_samples)
-  run = load_run(workdir, step, config)
-  generate_fn = sampling.make_generate_fn(run.gan, config.seed, generation_settings.batch_size)
-  metrics, extras = run_report.evaluate_run(run, settings, generation_settings, generate_fn=generate_fn,
-                                            num_labels=num_labels(workdir), validation=validation)
+  name = "step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
+  evaluated = {}
+  for run in load_runs(workdir, step, config):
+    folder = workdir if run.member is None else member_dir(workdir, run.member)
+    generate_fn = sampling.make_generate_fn(run.gan, run.config.seed, generation_settings.batch_size)
+    metrics, extras = run_report.evaluate_run(run, settings, generation_settings, generate_fn=generate_fn,
+                                              num_labels=num_labels(folder), validation=validation)
+    if write:
+      run_report.write_report(os.path.join(folder, "eval", name.format(step=run.step)), metrics, extras,
+                              settings.kmeans_features)
+    evaluated[run.member] = metrics
+  if None in evaluated:
+    return evaluated[None]
+  by_kind = {}
+  for member, member_metrics in evaluated.items():
+    by_kind.setdefault(member.kind, []).append(member_metrics)
+  first = next(iter(evaluated.values()))
+  metrics = {"step": first["step"], "dataset": first["dataset"],
+             "members": {member.name: m for member, m in evaluated.items()},
+             "summary": run_report.summarize(by_kind), "protocol": first["protocol"]}
   if write:
-    name = f"step_{run.step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
-    run_report.write_report(os.path.join(workdir, "eval", name), metrics, extras, settings.kmeans_features)
+    files.write_json(os.path.join(workdir, "eval", name.format(step=first["step"]), "metrics.json"), metrics)
   return metrics

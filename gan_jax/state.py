@@ -41,7 +41,7 @@ _INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM, _LABELLED_STREAM = ra
 # (tests only: the losses of that step are made NaN).
 FIELDS = ("seed", "data", "image_size", "channels", "model", "loss", "augment", "n_dis", "batch_size", "total_steps",
           "ema_decay", "d_ema_decay", "g_optimizer", "d_optimizer", "steps_per_call", "log_every", "save_every",
-          "keep", "sample_every", "num_samples", "eval_every", "skip_nonfinite_updates", "evals")
+          "keep", "sample_every", "num_samples", "eval_every", "skip_nonfinite_updates", "population", "evals")
 OPTIONAL_FIELDS = ("debug_nan_step",) + tuple(b for b in terms.BLOCK_FIELDS if "." not in b)
 
 

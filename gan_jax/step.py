@@ -22,6 +22,7 @@ from gan_jax import augment
 from gan_jax import data
 from gan_jax import neighbours as neighbours_lib
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import terms
 from gan_jax.sampling import sample_latents
 from gan_jax.state import GAN, seed_keys
@@ -246,28 +247,29 @@ def repeat(body, carry, xs, length: int, unroll: bool | None = None):
 def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_examples: int):
   """`train_fn(state, weights, images_u8[, labelled_u8, labels]) -> (state, metrics)`:
   `config.steps_per_call` steps in one call, jit-compiled; `weights` are the terms' weights
-  (`term_weights(config)`), arguments of the program rather than constants in it.
+  (`population.weights(config)`), arguments of the program rather than constants in it.
 
   `images_u8` is the whole training set (uint8 `N x H x W x C`) resident on the devices,
   replicated or split along the data axis; each step gathers its own batches from it by
   `data.batch_indices`, so the loop copies nothing between host and device. With
-  `config.kplus1`, `labelled_u8` and `labels` are the labelled subset (replicated), batched
-  the same way; no other labels are passed. Metrics come back stacked, one row per step.
+  `config.kplus1`, `labelled_u8` and `labels` are the labelled subset, batched the same way;
+  no other labels are passed. Metrics come back stacked, one row per step. For a population
+  (`population.members`), the state, weights, labelled subsets and metrics carry a member
+  axis (after the step axis for metrics), and `jax.vmap` runs the step over it.
   """
   settings = step_settings(config, mesh)
-  keys = seed_keys(config.seed)
-  batch_sharding = parallel.batch_sharded(mesh, batch_axis=1)
-  shard = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding)
+  members = population.members(config)
+  keys = population.stack([seed_keys(m.seed) for m in members]) if len(members) > 1 else seed_keys(config.seed)
+  shard = lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharded(mesh, batch_axis=1))
   mining = terms.block(config, "infogan.neighbours")
 
-  def one_step(state, weights, images_u8, labelled_u8, labels):
+  def member_step(state, weights, keys, images_u8, labelled_u8, labels):
     idx = data.batch_indices(keys["data"], state["step"], num_examples=num_examples,
                              batch_size=config.n_dis * config.batch_size)
     batch = {"real": shard(data.to_model_range(images_u8[idx]).reshape(config.n_dis, config.batch_size,
                                                                       *images_u8.shape[1:]))}
     if mining is not None:  # Which of its k neighbours each image meets: a stream of the data key.
-      state, neighbour_idx = neighbours_lib.refresh_and_draw(gan, state, images_u8, idx,
-                                                             jax.random.fold_in(keys["data"], 1), mining.refresh)
+      neighbour_idx = neighbours_lib.draw(state, idx, jax.random.fold_in(keys["data"], 1))
       batch["neighbour"] = shard(data.to_model_range(images_u8[neighbour_idx]).reshape(batch["real"].shape))
     if labelled_u8 is not None:  # One labelled batch per discriminator update.
       idx = jnp.stack([data.batch_indices(keys["labelled"], state["step"] * config.n_dis + i,
@@ -276,14 +278,16 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
       batch.update(labelled=shard(data.to_model_range(labelled_u8[idx])), labels=labels[idx])
     return train_step(state, batch, weights, gan=gan, settings=settings)
 
+  def one_step(state, weights, images_u8, labelled_u8, labels):
+    if mining is not None:
+      state = neighbours_lib.refresh(gan, state, images_u8, mining.refresh, population=len(members) > 1)
+    if len(members) == 1:
+      return member_step(state, weights, keys, images_u8, labelled_u8, labels)
+    return population.map_members(lambda s, w, k, x, y: member_step(s, w, k, images_u8, x, y),
+                                  state, weights, keys, labelled_u8, labels)
+
   def train_fn(state, weights, images_u8, labelled_u8=None, labels=None):
     return repeat(lambda s, _: one_step(s, weights, images_u8, labelled_u8, labels), state, None,
                   config.steps_per_call)
 
-  replicated = parallel.replicated(mesh)
-  return jax.jit(train_fn, donate_argnums=0, out_shardings=(replicated, replicated))
-
-
-def term_weights(config: ml_collections.ConfigDict) -> dict[str, np.float32]:
-  """{term name: weight} of the terms `config` switches on, as `train_fn` takes them."""
-  return {name: np.float32(w) for name, w in terms.weights(config).items()}
+  return jax.jit(train_fn, donate_argnums=0, out_shardings=(parallel.by_member(mesh), parallel.by_member(mesh, 1)))

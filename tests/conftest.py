@@ -86,12 +86,13 @@ def jit_step(config, gan=None):
   jit-compiled, on `real` (`n_dis x B x H x W x C`) and the other batches given, with the
   config's term weights unless `weights` says otherwise."""
   import jax
+  from gan_jax import population
   from gan_jax import state as state_lib
   from gan_jax import step as step_lib
   gan = gan or state_lib.make_gan(config)
   settings = step_lib.step_settings(config)
   compiled = jax.jit(lambda s, b, w: step_lib.train_step(s, b, w, gan=gan, settings=settings))
-  default = step_lib.term_weights(config)
+  default = population.weights(config)
   return lambda state, real, weights=None, **batch: compiled(state, {"real": real, **batch}, weights or default)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from gan_jax import data, parallel, refit, runs, state as state_lib, step as step_lib, terms  # noqa: E402
+from gan_jax import data, parallel, population, refit, runs, state as state_lib, step as step_lib, terms  # noqa: E402
 
 CONFIGS = ("mnist_dcgan", "mnist_dcgan:rotation", "mnist_infogan", "mnist_infogan:30min", "mnist_ssl",
            "mnist_ssl:supervised_only", "cifar10_dcgan", "cifar10_sngan", "cifar10_ssl")
@@ -70,7 +70,7 @@ def train_params(config, steps: int = STEPS):
       subset = runs.load_labelled_subset(config, workdir, train)
     labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
   train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
-  weights = step_lib.term_weights(config)
+  weights = population.weights(config)
   for _ in range(steps // config.steps_per_call):
     state, _ = train_fn(state, weights, images, *labelled)
   if terms.block(config, "infogan.refit") is not None:

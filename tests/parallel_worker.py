@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conftest import tiny_config  # noqa: E402
 from configs import base  # noqa: E402
-from gan_jax import data, loop, parallel, refit, state as state_lib, step as step_lib  # noqa: E402
+from gan_jax import data, loop, parallel, population, refit, state as state_lib, step as step_lib  # noqa: E402
 
 
 def run_steps(config, num_steps: int):
@@ -41,7 +41,7 @@ def states_after(config, steps: tuple[int, ...]) -> dict:
   # As train_and_evaluate compiles it: the same program, so the compilation cache has it.
   state = jax.jit(functools.partial(state_lib.init_state, gan, config), out_shardings=replicated)()
   train_fn = step_lib.make_train_fn(gan, config, mesh, images.shape[0])
-  weights = step_lib.term_weights(config)
+  weights = population.weights(config)
   states = {}
   for step in range(1, max(steps) + 1):
     state, _ = train_fn(state, weights, images)

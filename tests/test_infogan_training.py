@@ -14,6 +14,7 @@ from gan_jax import data
 from gan_jax import loop
 from gan_jax import neighbours
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import runs
 from gan_jax import sampling
 from gan_jax import state as state_lib
@@ -42,7 +43,7 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
   images = data.load_split(config.data, "test", image_size=28, channels=1).images
   train_fn = step_lib.make_train_fn(gan, config, parallel.make_mesh(), num_examples=len(images))
   for _ in range(config.total_steps):
-    state, metrics = train_fn(state, step_lib.term_weights(config), images)
+    state, metrics = train_fn(state, population.weights(config), images)
 
   z, categories, _ = sampling.sample_latents(jax.random.PRNGKey(123), 400, gan)  # Latents not trained on.
   fakes = gan.generator.apply(state["generator"], z, train=False)
@@ -101,7 +102,7 @@ def test_infogan_terms_report_their_metrics_and_self_labelling_counts_from_its_s
 
   def after(at_step, consistency_weight):
     state = {**initial, "step": jnp.asarray(at_step, initial["step"].dtype)}
-    weights = {**step_lib.term_weights(config), "d_code_consistency": np.float32(consistency_weight)}
+    weights = {**population.weights(config), "d_code_consistency": np.float32(consistency_weight)}
     new, metrics = step(state, real, weights=weights, neighbour=real[:, ::-1])
     return jax.device_get(new["discriminator"]["params"]), metrics
 

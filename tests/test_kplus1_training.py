@@ -11,6 +11,7 @@ from conftest import initial_state, jit_step, tiny_config
 from gan_jax import data
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import runs
 from gan_jax import step as step_lib
 
@@ -109,7 +110,7 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
     train_fn = step_lib.make_train_fn(gan, config, parallel.make_mesh(), num_examples=40)
     after = []
     for images in image_sets:
-      new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), step_lib.term_weights(config), images, labelled,
+      new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), population.weights(config), images, labelled,
                                     labels)  # It donates its state.
       assert float(metrics["d_supervised_loss"][0]) > 0
       after.append(jax.tree.leaves(new_state["discriminator"]["params"]))

@@ -8,6 +8,7 @@ from conftest import initial_state, tiny_config
 from gan_jax import data
 from gan_jax import neighbours
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import step as step_lib
 
 
@@ -46,7 +47,7 @@ def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
   tables, discriminators = [], []
   for _ in range(3):
     discriminators.append(jax.device_get(state["discriminator"]))
-    state, metrics = train_fn(state, step_lib.term_weights(config), images)
+    state, metrics = train_fn(state, population.weights(config), images)
     tables.append(np.asarray(state["neighbours"]))
     assert np.isfinite(metrics["d_code_neighbour_loss"]).all()
   at_0, at_2 = np.asarray(mine(discriminators[0])), np.asarray(mine(discriminators[2]))

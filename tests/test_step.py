@@ -11,6 +11,7 @@ from conftest import initial_state, jit_step, tiny_config
 from gan_jax import augment
 from gan_jax import data
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import sampling
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
@@ -36,7 +37,7 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   train = data.load_split(config.data, "train", image_size=28, channels=1)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
   train_fn = step_lib.make_train_fn(gan, config, mesh, num_examples=len(images))
-  weights = step_lib.term_weights(config)
+  weights = population.weights(config)
   state, first = train_fn(jax.tree.map(jnp.copy, state), weights, images)
   after_one = jax.device_get(state)
   # Other weights are other values of the same program: no second trace, and they count.
@@ -150,7 +151,7 @@ def test_scan_and_unrolled_loops_agree():
   config = tiny_config(n_dis=2)
   gan, state = initial_state(config)
   real = real_batches((3, 2, 8, 28, 28, 1))
-  settings, weights = step_lib.step_settings(config), step_lib.term_weights(config)
+  settings, weights = step_lib.step_settings(config), population.weights(config)
   step = lambda s, r: step_lib.train_step(s, {"real": r}, weights, gan=gan, settings=settings)
   run = lambda unroll: jax.jit(lambda s, r: step_lib.repeat(step, s, r, 3, unroll=unroll))(state, real)
   (scanned, m_scanned), (unrolled, m_unrolled) = run(False), run(True)

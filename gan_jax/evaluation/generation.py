@@ -48,7 +48,7 @@ SCALARS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "reca
 
 
 # The fields of `config.evals.generation` (defaults and comments: configs/base.py).
-FIELDS = ("num_samples", "extractor", "inception_weights", "resize", "reference_split", "batch_size")
+FIELDS = ("num_samples", "extractor", "inception_weights", "resize", "batch_size")
 # The protocol's constants, the papers': KID over 100 subsets of up to 1,000 images a side, IS
 # over 10 splits, precision and recall with k = 3; up to 10,000 real features kept for KID and
 # precision / recall (FID uses all); seed 0 for the generated latents, the KID subsets and the
@@ -347,10 +347,8 @@ def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.C
   """The run's generation evaluator on its `config.data` (`train` reused when given)."""
   load = lambda split: data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
   train = train if train is not None else load("train")
-  reference = train if settings.reference_split == "train" else load(settings.reference_split)
-  test_name = "test" if settings.reference_split != "test" else "train"
-  try:
-    test = load(test_name)
+  try:  # Generated images are compared with the training split, as the papers do; the test split is the floor.
+    test = load("test")
   except data.DatasetError:  # No second split (e.g. an image folder): no floor.
     test = None
-  return GenerationEvaluator(settings, train, reference, test)
+  return GenerationEvaluator(settings, train, train, test)

@@ -12,19 +12,36 @@ from sklearn import decomposition
 from gan_jax import files
 
 
+COLUMNS = ("cluster ACC", "NMI", "ARI", "test acc", "k-NN acc")
+
+
+def row_values(result: dict[str, Any]) -> tuple[float | None, ...]:
+  """A row's `COLUMNS`: clustering ACC / NMI / ARI (k-means, or the categorical code's argmax),
+  test accuracy (linear probe, or the K+1 classifier) and k-NN test accuracy; None where absent."""
+  clusters = result.get("kmeans") or result.get("code") or {}
+  accuracy = (result.get("linear_probe") or result.get("classifier") or {}).get("test_accuracy")
+  return (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy,
+          (result.get("knn") or {}).get("test_accuracy"))
+
+
 def format_table(representations: dict[str, dict[str, Any]]) -> str:
-  """One row per representation or head: clustering ACC / NMI / ARI (k-means, or the
-  categorical code's argmax), test accuracy (linear probe, or the K+1 classifier) and k-NN
-  test accuracy."""
-  columns = ("cluster ACC", "NMI", "ARI", "test acc", "k-NN acc")
+  """One row per representation or head, `COLUMNS`."""
   width = max(len(name) for name in representations) + 2
-  lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in columns)]
+  lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in COLUMNS)]
   for name, result in representations.items():
-    clusters = result.get("kmeans") or result.get("code") or {}
-    accuracy = (result.get("linear_probe") or result.get("classifier") or {}).get("test_accuracy")
-    values = (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy,
-              (result.get("knn") or {}).get("test_accuracy"))
+    values = row_values(result)
     lines.append(f"{name:<{width}}" + "".join(f"{v:>13.4f}" if v is not None else f"{'-':>13}" for v in values))
+  return "\n".join(lines)
+
+
+def format_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+  """One row per (row, member kind) of a population's summary: mean ± std over seeds of `COLUMNS`."""
+  width = max(len(name) for name in summary) + 2
+  seeds = max(stats["n"] for columns in summary.values() for stats in columns.values())
+  lines = [f"{f'mean ± std over {seeds} seeds':<{width}}" + "".join(f"{c:>17}" for c in COLUMNS)]
+  for name, columns in summary.items():
+    cells = [f"{columns[c]['mean']:.4f} ± {columns[c]['std']:.4f}" if c in columns else "-" for c in COLUMNS]
+    lines.append(f"{name:<{width}}" + "".join(f"{cell:>17}" for cell in cells))
   return "\n".join(lines)
 
 

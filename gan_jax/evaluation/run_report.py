@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable
 
 import ml_collections
+import numpy as np
 
 from gan_jax import files
 from gan_jax.evaluation import generation
@@ -124,3 +125,27 @@ def write_report(out: str, metrics: dict[str, Any], extras: dict[str, Any], kmea
     described = row if row == "raw_pixels" else f"{row} ({kmeans_features})"
     report.save_embedding_png(os.path.join(out, f"embedding_{row}.png"), train_x, test_x, extras["test_labels"],
                               f"{described}, step {step}: PCA of test features")
+
+
+CONTROLS = ("random_discriminator", "raw_pixels")
+
+
+def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+  """{"<row> (<kind>)": {column: {"mean", "std", "n", "values"}}}: each row of each member
+  kind's metrics (`report.COLUMNS`), over the kind's members (one per seed); std with n - 1
+  (0 for one seed). The controls (random D and raw pixels), the same whatever a member trained,
+  are rows of their own, taken from the full recipe's members, last."""
+  summary, controls = {}, {}
+  for kind, members in by_kind.items():
+    for row in members[0]["representations"]:
+      if row in CONTROLS and kind != "full":
+        continue
+      values = [report.row_values(m["representations"][row]) for m in members]
+      columns = {c: _stats([v[j] for v in values]) for j, c in enumerate(report.COLUMNS) if values[0][j] is not None}
+      (controls if row in CONTROLS else summary)[row if row in CONTROLS else f"{row} ({kind})"] = columns
+  return {**summary, **controls}
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+  return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+          "n": len(values), "values": [float(v) for v in values]}

@@ -1,0 +1,160 @@
+"""Populations: members equal the single runs they stand for, and everything else works per member."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from gan_jax import data
+from gan_jax import loop
+from gan_jax import parallel
+from gan_jax import population
+from gan_jax import runs
+from gan_jax import state as state_lib
+from gan_jax import step as step_lib
+
+ABLATIONS = {"population.seeds": 2, "population.ablations": "contrastive,adversarial"}
+
+
+def test_members_are_each_seed_with_the_full_recipe_and_each_ablation():
+  config = tiny_config(seed=3, **ABLATIONS)
+  assert [m.name for m in population.members(config)] == [
+      "seed3", "seed3-no_contrastive", "seed3-no_adversarial", "seed4", "seed4-no_contrastive", "seed4-no_adversarial"]
+  weights = population.weights(config)
+  np.testing.assert_array_equal(weights["d_contrastive"], [1, 0, 1, 1, 0, 1])
+  np.testing.assert_array_equal(weights["d_adversarial"], [1, 1, 0, 1, 1, 0])
+  np.testing.assert_array_equal(weights["g_adversarial"], weights["d_adversarial"])  # Both players' terms.
+  assert population.weights(tiny_config())["d_contrastive"].shape == ()  # One member: no member axis.
+
+
+@pytest.mark.parametrize("spec,overrides,message", [
+    ("mnist_dcgan", {"population.ablations": "contrastiv"},
+     r"config.population.ablations='contrastiv': 'contrastiv' is not a term this config switches on; allowed: "
+     r"adversarial, contrastive"),
+    ("mnist_dcgan", {"population.ablations": "adversarial+contrastive"},
+     r"without adversarial\+contrastive D learns from no term; keep one of adversarial, contrastive"),
+    ("cifar10_dcgan", {"population.ablations": "adversarial"}, r"without adversarial D learns from no term"),
+    ("mnist_dcgan", {"population.seeds": 0}, r"config.population.seeds=0 must be a positive integer"),
+])
+def test_bad_population_settings_are_named(spec, overrides, message):
+  with pytest.raises(ValueError, match=message):
+    loop.validate_config(tiny_config(spec, **overrides))
+
+
+def run_steps(config, steps: int):
+  """The (host) train state after `steps` calls of `step.make_train_fn` of `config`, a population or not."""
+  members = population.members(config)
+  mesh = parallel.make_mesh(len(members))
+  gan = state_lib.make_gan(config)
+  images = data.load_split(config.data, "train", image_size=28, channels=1).images
+  images = parallel.host_to_global(images, parallel.batch_sharded(mesh))
+  state = jax.jit(lambda: population.init_state(gan, config, len(images)), out_shardings=parallel.by_member(mesh))()
+  train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
+  for _ in range(steps):
+    state, _ = train_fn(state, population.weights(config), images)
+  return jax.device_get(state)
+
+
+def test_members_equal_the_single_runs_they_stand_for():
+  config = tiny_config(**ABLATIONS)
+  trained = run_steps(config, 2)
+  members = population.members(config)
+  for i in (3, 5):  # seed1 with the full recipe, and without the adversarial term.
+    single = population.member_config(config, members[i])
+    weights = population.member_weights(config, members[i])
+    one = run_steps(single, 2) if not members[i].ablation else None
+    if one is None:  # The single run of the config with that term off: its weight 0 in the same program.
+      gan = state_lib.make_gan(single)
+      mesh = parallel.make_mesh()
+      images = data.load_split(single.data, "train", image_size=28, channels=1).images
+      one = jax.jit(lambda: state_lib.init_state(gan, single, len(images)))()
+      train_fn = step_lib.make_train_fn(gan, single, mesh, len(images))
+      for _ in range(2):
+        one, _ = train_fn(one, {k: np.float32(v) for k, v in weights.items()}, images)
+      one = jax.device_get(one)
+    jax.tree.map(np.testing.assert_array_equal, population.unstack(trained, i), one)
+  # Without the contrastive block the single run's D has no projection head; the layers it has
+  # match the member's, which kept the head at weight 0.
+  no_block = tiny_config(seed=1)
+  del no_block.contrastive
+  one = run_steps(no_block, 2)
+  member = population.unstack(trained, 4)
+  for layer, params in one["discriminator"]["params"].items():
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), member["discriminator"]["params"][layer],
+                 params)
+  assert not np.array_equal(population.unstack(trained, 3)["discriminator"]["params"]["conv1"]["kernel"],
+                            member["discriminator"]["params"]["conv1"]["kernel"])  # The check can fail.
+
+
+@pytest.fixture(scope="module")
+def population_run(tmp_path_factory):
+  """A 4-step population (2 seeds, each also without the contrastive term) trained to step 2,
+  then resumed to 4, beside the same trained straight to 4."""
+  config = tiny_config(total_steps=4, **{"population.seeds": 2, "population.ablations": "contrastive",
+                                          "evals.representation.probe": False, "evals.representation.n_init": 1})
+  resumed, straight = tmp_path_factory.mktemp("resumed"), tmp_path_factory.mktemp("straight")
+  short = tiny_config(**{**{k: config[k] for k in ("log_every", "save_every")}, "total_steps": 2,
+                         "population.seeds": 2, "population.ablations": "contrastive",
+                         "evals.representation.probe": False, "evals.representation.n_init": 1})
+  loop.train_and_evaluate(short, str(resumed))
+  return config, jax.device_get(loop.train_and_evaluate(config, str(resumed))), \
+      jax.device_get(loop.train_and_evaluate(config, str(straight))), resumed
+
+
+def test_a_resumed_population_equals_a_straight_one_and_writes_each_members_files(population_run):
+  config, resumed, straight, workdir = population_run
+  jax.tree.map(np.testing.assert_array_equal, resumed, straight)
+  assert resumed["step"].tolist() == [4, 4, 4, 4]
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]  # One checkpoint holds every member.
+  names = [m.name for m in population.members(config)]
+  assert sorted(os.listdir(workdir / "members")) == sorted(names)
+  for name in names:
+    assert (workdir / "members" / name / "samples" / "step_4.png").exists()
+    assert os.listdir(workdir / "members" / name / "tensorboard")
+
+
+def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_run):
+  _, _, _, workdir = population_run
+  metrics = runs.evaluate_workdir(str(workdir))
+  assert sorted(metrics["members"]) == ["seed0", "seed0-no_contrastive", "seed1", "seed1-no_contrastive"]
+  summary = metrics["summary"]
+  assert list(summary) == ["gan_discriminator (full)", "gan_discriminator (no_contrastive)", "random_discriminator",
+                           "raw_pixels"]
+  acc = summary["gan_discriminator (full)"]["cluster ACC"]
+  values = [metrics["members"][m]["representations"]["gan_discriminator"]["kmeans"]["acc"] for m in ("seed0", "seed1")]
+  assert acc["n"] == 2 and acc["values"] == values
+  np.testing.assert_allclose([acc["mean"], acc["std"]], [np.mean(values), np.std(values, ddof=1)])
+  # Each seed's random D is its own control: the two differ.
+  random = summary["random_discriminator"]["cluster ACC"]["values"]
+  assert random[0] != random[1] or summary["random_discriminator"]["NMI"]["values"][0] != \
+      summary["random_discriminator"]["NMI"]["values"][1]
+  saved = json.loads((workdir / "eval" / "step_4" / "metrics.json").read_text())
+  assert saved["summary"].keys() == summary.keys()
+  assert (workdir / "members" / "seed1-no_contrastive" / "eval" / "step_4" / "metrics.json").exists()
+  run = runs.load_run(str(workdir), member="seed1")
+  assert run.config.seed == 1 and run.member.kind == "full"
+  with pytest.raises(runs.EvalError, match=r"member='seed9': \S+ holds the members seed0, seed0-no_contrastive"):
+    runs.load_run(str(workdir), member="seed9")
+
+
+def test_a_non_finite_member_is_named_and_skipping_skips_it_alone(tmp_path, monkeypatch):
+  config = tiny_config(total_steps=2, log_every=1, save_every=1, **{"population.seeds": 2})
+  weights = population.weights
+
+  def one_member_diverges(c):
+    w = weights(c)
+    w["d_contrastive"] = w["d_contrastive"] * np.array([1.0, np.nan], np.float32)
+    return w
+  monkeypatch.setattr(population, "weights", one_member_diverges)
+  with pytest.raises(FloatingPointError, match=r"^non-finite d_grad_norm, d_loss, [a-z_, ]+ of member seed1 between steps 0 and 1; "
+                                              r"no checkpoint was written"):
+    loop.train_and_evaluate(config, str(tmp_path / "stops"))
+  config.skip_nonfinite_updates = True
+  state = jax.device_get(loop.train_and_evaluate(config, str(tmp_path / "skips")))
+  initial = jax.device_get(jax.jit(lambda: population.init_state(state_lib.make_gan(config), config))())
+  kernel = lambda s, i: s["discriminator"]["params"]["conv1"]["kernel"][i]
+  np.testing.assert_array_equal(kernel(state, 1), kernel(initial, 1))  # Every D update of seed1 skipped ...
+  assert not np.array_equal(kernel(state, 0), kernel(initial, 0))  # ... and seed0's taken.
