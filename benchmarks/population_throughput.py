@@ -4,12 +4,13 @@ r"""Throughput and memory of populations: P members of a config trained as one p
   python benchmarks/population_throughput.py --config=configs/mnist_dcgan.py --members=1,8 --map=vmap
 
 For each P, in a subprocess of its own (so its peak memory is its own): the config with
-`population.seeds=P` (P seeds of the full recipe), `step.make_train_fn` as train.py runs it on
-a synthetic uint8 training set held on the devices, a warm-up call (compilation included),
-then the median steps/s over `--windows` timed windows. Total images/s = P x batch x n_dis x
-steps/s; the speed-up is that over P = 1. Memory: the process's peak resident set (CPU) or the
-device's peak bytes in use (accelerators). `--map` picks how the members are mapped: `auto`
-(unrolled on CPU, vmap elsewhere: `population.map_members`), `vmap` or `unroll`.
+`population.seeds=P` (P seeds of the full recipe, each with the config's ablations),
+`step.make_train_fn` as train.py runs it on a synthetic uint8 training set held on the
+devices, a warm-up call (compilation included), then the median steps/s over `--windows`
+timed windows. Total images/s = members x batch x n_dis x steps/s; the speed-up is that over
+the first P. Memory: the process's peak resident set (CPU) or the device's peak bytes in use
+(accelerators). `--map` picks how the members are mapped: `auto` (unrolled on
+CPU, vmap elsewhere: `population.map_members`), `vmap` or `unroll`.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def measure(config, members: int) -> dict[str, float]:
   steps_per_sec = statistics.median(rates)
   stats = jax.devices()[0].memory_stats() or {}
   memory = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  return {"members": members, "steps_per_sec": steps_per_sec, "compile_seconds": compile_seconds,
-          "images_per_sec": members * config.batch_size * config.n_dis * steps_per_sec,
+  trained = len(population.members(config))  # Seeds times (1 + ablations).
+  return {"members": trained, "steps_per_sec": steps_per_sec, "compile_seconds": compile_seconds,
+          "images_per_sec": trained * config.batch_size * config.n_dis * steps_per_sec,
           "memory_gib": memory / 2**30, "device": jax.devices()[0].device_kind}
 
 
@@ -90,7 +92,7 @@ def main(argv):
       sys.exit(f"population of {members} failed:\n{run.stderr[-3000:]}")
     rows.append(json.loads(lines[0][len("RESULT "):]))
     row = rows[-1]
-    print(f"P={members:>2}: {row['steps_per_sec']:.2f} steps/s, {row['images_per_sec']:.0f} images/s in all "
+    print(f"P={row['members']:>2}: {row['steps_per_sec']:.2f} steps/s, {row['images_per_sec']:.0f} images/s in all "
           f"({row['images_per_sec'] / rows[0]['images_per_sec']:.2f}x P={rows[0]['members']}), compile "
           f"{row['compile_seconds']:.1f} s, peak memory {row['memory_gib']:.2f} GiB ({row['device']})", flush=True)
 

@@ -51,7 +51,7 @@ def test_config_file_mistakes_are_one_line(tmp_path):
           f"--config={tmp_path}/broken.py: {tmp_path}/broken.py fails to import: ModuleNotFoundError: "
           "No module named 'nonexistent_module_xyz'",
       ("--config=configs/mnist_dcgan.py:bogus",):
-          "--config=configs/mnist_dcgan.py:bogus: config argument 'bogus'; allowed: runlocal, rotation",
+          "--config=configs/mnist_dcgan.py:bogus: config argument 'bogus'; allowed: runlocal, rotation, ablations",
       ("--config=configs/mnist_dcgan.py", "--config.totl_steps=5"):
           "--config.totl_steps: configs/mnist_dcgan.py has no field totl_steps; did you mean --config.total_steps?",
       ("--config=configs/mnist_dcgan.py", "--noconfig.data.downlaod"):

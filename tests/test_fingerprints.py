@@ -1,5 +1,5 @@
 """The numerics contract: every committed config trains to the fingerprints recorded before the
-refactor of the update step (`fingerprint.py`, `fingerprints.json`)."""
+refactor of the update step (`fingerprint.py`, `fingerprints.json`), on any x86 CPU."""
 
 import json
 import os
@@ -14,18 +14,18 @@ with open(fingerprint.PATH) as f:
 # The committed configs at their full size take 12 min on a 2-core CPU: run them with
 # GAN_JAX_FULL_FINGERPRINTS=1; the suite checks the same configs with narrow networks.
 FULL = os.environ.get("GAN_JAX_FULL_FINGERPRINTS") == "1"
-RTOL = 1e-5
+# Two CPUs' rounding moved these by ~1e-7 here; a term's weight off by 1% moves a loss by far more.
+RTOL, ATOL = 1e-4, 1e-6
 
 
 @pytest.mark.parametrize("size", [
     "tiny", pytest.param("full", marks=pytest.mark.skipif(not FULL, reason="GAN_JAX_FULL_FINGERPRINTS=1 runs it"))])
 @pytest.mark.parametrize("spec", fingerprint.CONFIGS)
 def test_config_trains_to_its_recorded_fingerprint(spec, size):
-  got = fingerprint.fingerprint(fingerprint.train_params(fingerprint.fingerprint_config(spec, size)))
-  want = RECORDED[size][spec]
-  assert sorted(got) == sorted(want), f"{spec}: the params' leaves changed"
-  for leaf, (total, squares, absolute) in want.items():
-    got_total, got_squares, got_absolute = got[leaf]
-    # A leaf's sum may be near 0: it is held to RTOL of the sum of absolute values.
-    assert abs(got_total - total) <= RTOL * absolute, f"{spec} {leaf}: sum {got_total} vs {total}"
-    np.testing.assert_allclose([got_squares, got_absolute], [squares, absolute], rtol=RTOL, err_msg=f"{spec} {leaf}")
+  got, want = fingerprint.trace(fingerprint.fingerprint_config(spec, size)), RECORDED[size][spec]
+  assert [sorted(step) for step in got["steps"]] == [sorted(step) for step in want["steps"]], (
+      f"{spec}: the step's metrics changed")
+  for step, (got_step, want_step) in enumerate(zip(got["steps"], want["steps"])):
+    for name, value in want_step.items():
+      np.testing.assert_allclose(got_step[name], value, rtol=RTOL, atol=ATOL, err_msg=f"{spec} step {step} {name}")
+  np.testing.assert_allclose(got["refit"], want["refit"], rtol=RTOL, atol=ATOL, err_msg=f"{spec} refit")
