@@ -5,7 +5,7 @@ r"""Trains a GAN.
 
 Running it again on the same workdir resumes from the latest checkpoint. It trains on
 every device it sees; on several hosts, start the same command on each with
-`--distributed` (README, "Several devices and several hosts"). SIGTERM (preemption) or Ctrl-C saves a checkpoint
+`--distributed` (docs/distributed.md). SIGTERM (preemption) or Ctrl-C saves a checkpoint
 at the step reached, logs the command that resumes from it, and exits with status 0.
 """
 
@@ -47,6 +47,10 @@ def main(argv):
     except (ValueError, RuntimeError) as e:
       sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
                "elsewhere pass --coordinator_address, --num_processes and --process_id)")
+  try:
+    cli.check_workdir(_WORKDIR.value)
+  except cli.CommandLineError as e:
+    sys.exit(f"train.py: {e}")
   try:
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
   except (ValueError, FloatingPointError, checkpoints.CheckpointError) as e:

@@ -86,6 +86,9 @@ def prepare_inputs(p):
     f.write("from configs import mnist_dcgan\n\n\ndef get_config(arg=None):\n"
             "  config = mnist_dcgan.get_config(arg)\n  config.debug_nan_step = 3\n  return config\n")
   os.makedirs(p("not_a_run"))
+  os.makedirs(p("holds_a_file"))
+  with open(p("holds_a_file", "a_file"), "w") as f:
+    f.write("x\n")
 
 
 def main():
@@ -111,6 +114,7 @@ def main():
        (train("new", "--config.batch_size=12"), {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}), "new"),
       ("image size the model cannot produce", train("new", "--config.image_size=30"), "new"),
       ("typo'd config field", train("new", "--config.totl_steps=5"), "new"),
+      ("`--workdir` where a file is", train(os.path.join("holds_a_file", "a_file")), "holds_a_file"),
       ("config file that does not exist", ["train.py", f"--workdir={p('new')}", "--config=configs/nope.py"], "new"),
       ("config file without get_config", ["train.py", f"--workdir={p('new')}", f"--config={p('no_get_config.py')}"],
        "new"),

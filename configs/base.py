@@ -23,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict(dict(
       name="mnist_5k",  # "mnist_5k" (4,000 train / 1,000 test), "image_folder" or a tensorflow-datasets name.
       data_dir=ml_collections.config_dict.placeholder(str),  # tfds' data directory, or the image folder.
-      resize="pad",  # How images reach image_size: "pad" (centred) or "resize".
+      resize="auto",  # To image_size: "pad" (centred), "resize", or "auto" (pad 28 -> 32, resize smaller).
       download=True,  # Whether tfds may download a dataset it lacks.
   ))
   config.image_size = 28  # Height and width of the images, real and generated.

@@ -37,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # The papers' FID protocol: 50,000 EMA samples against the 50,000 training images on
   # InceptionV3's pool3. Off until the converted weights are named (docs/generation_metrics.md):
   # --config.evals.generation.num_samples=50000
-  # --config.evals.generation.inception_weights=/path/pt_inception-2015-12-05.npz
+  # --config.evals.generation.inception_weights=/path/pt_inception.npz
   config.evals.generation.update(num_samples=0, extractor="inception_v3")
   if arg == "runlocal":  # Same model, a few steps: checks the pipeline on a laptop.
     config.steps_per_call = 1  # Compiles faster; fused calls only pay off over long runs.

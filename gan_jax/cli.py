@@ -96,3 +96,16 @@ def check_config_args(argv: list[str], name: str = "config") -> None:
     hint = f"; did you mean {', '.join(f'--{name}.{c}' for c in close)}?" if close else ""
     raise CommandLineError(f"--{name}.{match['path']}: {spec.partition(':')[0]} has no field "
                            f"{match['path']}{hint}")
+
+
+def check_workdir(workdir: str, flag: str = "--workdir") -> None:
+  """Makes `workdir` if it is absent; CommandLineError, in one line, where it cannot be a
+  directory (a file is there, or under one of its parents, or no permission). Paths with a
+  scheme (gs://...) are left to the filesystem library that writes them."""
+  if "://" in workdir:
+    return
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise CommandLineError(f"{flag}={workdir}: cannot be used as a directory ({e.strerror}); allowed: an existing "
+                           "directory or a path where one can be made") from None

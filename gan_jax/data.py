@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +31,10 @@ from gan_jax import parallel
 MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TEST_PER_CLASS = 100
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-RESIZE_METHODS = ("pad", "resize")
+RESIZE_METHODS = ("auto", "pad", "resize")
+# "auto" pads an image at least this fraction of image_size (MNIST's 28 -> 32) and resizes a
+# smaller one, which padding would leave as a small digit in a wide black frame.
+AUTO_PAD_MIN_FRACTION = 0.75
 
 
 class DatasetError(ValueError):
@@ -62,13 +66,14 @@ class ImageDataset:
 
 
 def fit_images(images: np.ndarray, image_size: int, channels: int,
-               resize: str = "pad") -> np.ndarray:
+               resize: str = "auto") -> np.ndarray:
   """Brings uint8 images `N x h x w x c` (or `N x h x w`) to `N x S x S x channels`.
 
   `resize="pad"` centre-pads with black (the usual 28 -> 32 for MNIST) and falls back
   to resizing when an image is larger than `image_size`; `"resize"` resizes with
-  antialiased bilinear interpolation. Grayscale is tiled to RGB; RGB becomes grayscale
-  by ITU-R 601 luma.
+  antialiased bilinear interpolation; `"auto"` pads images of at least
+  `AUTO_PAD_MIN_FRACTION` of `image_size` and resizes the rest. Grayscale is tiled to RGB;
+  RGB becomes grayscale by ITU-R 601 luma.
   """
   if resize not in RESIZE_METHODS:
     raise ValueError(f"config.data.resize={resize!r}; allowed: {', '.join(RESIZE_METHODS)}")
@@ -81,7 +86,11 @@ def fit_images(images: np.ndarray, image_size: int, channels: int,
   h, w = images.shape[1:3]
   if (h, w) == (image_size, image_size):
     return images.astype(np.uint8)
-  if resize == "pad" and h <= image_size and w <= image_size:
+  if resize == "auto":
+    resize = "pad" if min(h, w) >= AUTO_PAD_MIN_FRACTION * image_size else "resize"
+  pad = resize == "pad" and h <= image_size and w <= image_size
+  logging.info("images %dx%d -> %dx%d by %s", h, w, image_size, image_size, "padding" if pad else "resizing")
+  if pad:
     top, left = (image_size - h) // 2, (image_size - w) // 2
     out = np.zeros((len(images), image_size, image_size, channels), np.uint8)
     out[:, top:top + h, left:left + w] = images
@@ -122,7 +131,7 @@ def to_uint8(images: jax.Array | np.ndarray) -> np.ndarray:
 
 
 def from_arrays(images: np.ndarray, labels: np.ndarray | None = None, *, image_size: int | None = None,
-                channels: int | None = None, resize: str = "pad", name: str = "arrays") -> ImageDataset:
+                channels: int | None = None, resize: str = "auto", name: str = "arrays") -> ImageDataset:
   """Wraps in-memory images (uint8 `N x H x W [x C]`, or floats in [0, 1]) as a dataset."""
   images = np.asarray(images)
   if images.dtype != np.uint8:
@@ -245,7 +254,7 @@ def load_split(data_config, split: str, *, image_size: int, channels: int) -> Im
     num_classes = len(classes)
   else:
     images, labels, num_classes = _tfds_split(name, split, data_config.data_dir, data_config.get("download", True))
-  images = fit_images(images, image_size, channels, data_config.get("resize", "pad"))
+  images = fit_images(images, image_size, channels, data_config.get("resize", "auto"))
   return ImageDataset(images, labels, num_classes, f"{name}:{split}")
 
 

@@ -15,12 +15,13 @@ from gan_jax import parallel
 
 
 def configure_cli_logging() -> None:
-  """INFO logs for the command-line entry points, without Orbax's per-save chatter
-  (its warnings stay)."""
+  """INFO logs for the command-line entry points, without Orbax's per-save chatter (its
+  warnings stay) or JAX's note that a platform it probes for (TPU, GPU) is absent."""
   import logging as py_logging
   logging.set_verbosity(logging.INFO)
   logging.get_absl_logger().addFilter(
       lambda record: record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname)
+  py_logging.getLogger("jax._src.xla_bridge").setLevel(py_logging.WARNING)
 
 
 class MetricWriter:

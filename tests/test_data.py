@@ -47,6 +47,15 @@ def test_fit_images_resizes_and_converts_channels():
     data.fit_images(rgb, 32, 1, resize="crop")
 
 
+def test_fit_images_auto_pads_near_sizes_and_resizes_small_images():
+  digits = np.full((2, 28, 28, 1), 200, np.uint8)
+  np.testing.assert_array_equal(data.fit_images(digits, 32, 1), data.fit_images(digits, 32, 1, resize="pad"))
+  small = np.full((2, 8, 8, 1), 200, np.uint8)
+  out = data.fit_images(small, 32, 1)
+  assert np.all(out == 200)  # Resized to fill the frame; padding would leave 7/8 of it black.
+  assert data.fit_images(small, 32, 1, resize="pad").mean() < 200 / 8
+
+
 def test_model_range_round_trip():
   u8 = np.arange(256, dtype=np.uint8)
   x = data.to_model_range(jnp.asarray(u8))

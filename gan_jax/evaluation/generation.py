@@ -8,7 +8,7 @@ against the 50,000 training images.
 
 Extractors (`config.evals.generation.extractor`):
   inception_v3       the standard FID network (`evaluation.inception`), weights from the
-                     local file `inception_weights` (README, "Generation metrics");
+                     local file `inception_weights` (docs/generation_metrics.md);
                      pool3 (2048) for FID / KID / precision-recall, its 1008 logits for IS
   domain_classifier  a classifier trained by the project on the labelled training split
                      (`evaluation.domain_classifier`): its 128 features and K logits.
@@ -24,6 +24,7 @@ import hashlib
 import io
 import os
 from typing import Any, Callable, NamedTuple
+import warnings
 
 from absl import logging
 import jax
@@ -78,7 +79,7 @@ def check_config(settings: ml_collections.ConfigDict) -> None:
     raise ValueError(f"{prefix}.batch_size={settings.batch_size!r} must be positive")
   if settings.num_samples and settings.extractor == "inception_v3" and not os.path.isfile(settings.inception_weights):
     raise ValueError(f"{prefix}.inception_weights={settings.inception_weights!r} is not a file; extractor="
-                     "'inception_v3' needs the converted FID Inception weights (README, 'Generation metrics')")
+                     "'inception_v3' needs the converted FID Inception weights (docs/generation_metrics.md)")
 
 
 # ----------------------------------------------------------------------------
@@ -102,7 +103,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
     raise ValueError(f"frechet_distance: shapes differ: mean {mu1.shape} vs {mu2.shape}, "
                      f"covariance {sigma1.shape} vs {sigma2.shape}")
-  covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+  with warnings.catch_warnings():  # A singular product is handled below, as pytorch-fid does.
+    warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
   if not np.isfinite(covmean).all():
     logging.warning("frechet_distance: singular product of covariances; adding %g to the diagonals.", eps)
     offset = np.eye(sigma1.shape[0]) * eps

@@ -1,0 +1,94 @@
+"""Every train.py / eval.py command the documentation shows runs as far as its command line:
+in README.md, docs/*.md and the configs' docstrings, the config file exists, its config
+argument is accepted, every `--config.field` exists (`cli.check_config_args`), and every
+other flag is one the script defines."""
+
+import glob
+import os
+import re
+import shlex
+
+import pytest
+
+from conftest import REPO
+from gan_jax import cli
+
+PAGES = sorted([os.path.join(REPO, "README.md"), *glob.glob(os.path.join(REPO, "docs", "*.md")),
+                *glob.glob(os.path.join(REPO, "configs", "*.py"))])
+# A command starts at `python train.py` (or python3, .venv/bin/python, ...) and ends at the
+# end of its line, a closing backtick or a comment; `\` continues it on the next line.
+COMMAND = re.compile(r"\bpython3?\s+(?P<script>train|eval)\.py(?P<args>[^`#\n]*)")
+
+
+def documented_commands() -> list:
+  return list(_commands())
+
+
+def _commands():
+  for page in PAGES:
+    with open(page) as f:
+      text = f.read().replace("\\\n", " ")
+    for match in COMMAND.finditer(text):
+      args = re.sub(r"\[[^\]]*\]", " ", match["args"])  # Optional arguments shown as [--flag=...].
+      yield pytest.param(match["script"], shlex.split(args), id=f"{os.path.relpath(page, REPO)}:{match['script']}")
+
+
+def defined_flags(script: str) -> set[str]:
+  with open(os.path.join(REPO, f"{script}.py")) as f:
+    return set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", f.read()))
+
+
+def test_the_documentation_shows_commands():
+  scripts = {param.values[0] for param in documented_commands()}
+  assert scripts == {"train", "eval"}
+
+
+@pytest.mark.parametrize("script, argv", documented_commands())
+def test_documented_command_parses(script, argv):
+  assert argv, f"python {script}.py without arguments"
+  allowed = defined_flags(script)
+  takes_value = False  # A token that is not a flag is the value of the flag before it (`--config FILE`).
+  for arg in argv:
+    if not arg.startswith("--"):
+      assert takes_value, f"python {script}.py: {arg!r} is neither a flag nor a flag's value"
+      takes_value = False
+      continue
+    name = re.match(r"--([\w]+)", arg)[1]
+    assert name in allowed or name.removeprefix("no") in allowed, f"python {script}.py: {arg} is not a flag it defines"
+    takes_value = "=" not in arg
+  cwd = os.getcwd()
+  os.chdir(REPO)
+  try:
+    cli.check_config_args(argv)
+  finally:
+    os.chdir(cwd)
+
+
+# Where each term block of configs/base.py goes in a config.
+BLOCK_PLACES = {"optimizer": ("g_optimizer", "d_optimizer"), "contrastive": ("contrastive",), "rotation": ("rotation",),
+                "gradient_penalty": ("gradient_penalty",), "r1": ("r1",), "infogan": ("infogan",),
+                "neighbours": ("infogan.neighbours",), "consistency": ("infogan.consistency", "kplus1.consistency"),
+                "refit": ("infogan.refit",), "kplus1": ("kplus1",), "entropy": ("kplus1.entropy",)}
+
+
+def test_docs_configs_names_every_field_of_the_base_config_and_its_blocks():
+  import inspect  # pylint: disable=g-import-not-at-top
+  from configs import base  # pylint: disable=g-import-not-at-top
+  blocks = {name for name, fn in vars(base).items() if inspect.isfunction(fn) and name != "get_config"}
+  assert blocks == set(BLOCK_PLACES), "a new block of configs/base.py: say where it goes in BLOCK_PLACES"
+  fields = [path for path in cli._leaf_paths(base.get_config())  # pylint: disable=protected-access
+            if not isinstance(_get(base.get_config(), path), dict)]
+  for name, places in BLOCK_PLACES.items():
+    block = getattr(base, name)()
+    fields += [f"{place}.{path}" for place in places for path in cli._leaf_paths(block)  # pylint: disable=protected-access
+               if not isinstance(_get(block, path), dict)]
+  with open(os.path.join(REPO, "docs", "configs.md")) as f:
+    page = f.read()
+  missing = [field for field in fields if f"`{field}`" not in page]
+  assert not missing, f"docs/configs.md lacks {missing}"
+
+
+def _get(config, path):
+  for part in path.split("."):
+    config = config[part]
+  return config.to_dict() if hasattr(config, "to_dict") else config
