@@ -136,7 +136,9 @@ def main():
     before = snapshot(p(workdir))
     code, err = run(command, env)
     after = snapshot(p(workdir))
-    if before is None or before == {}:
+    if before is None:
+      unchanged = "new: nothing written" if after is None else "new: MADE IT" if not after else "new: WROTE FILES"
+    elif before == {}:
       unchanged = "new: nothing written" if not after else "new: WROTE FILES"
     else:
       unchanged = "unchanged" if before == after else "CHANGED"
@@ -157,7 +159,7 @@ def main():
 
   table = ["| input | exit status | message (last line) | workdir afterwards |", "|---|---|---|---|"]
   table += [f"| {n} | {c} | `{l.replace('|', '/')}` | {s} |" for n, c, l, s in rows]
-  text = "\n".join(table).replace(scratch, "$TMP") + "\n"
+  text = "\n".join(table).replace(scratch, "$TMP").replace(sys.executable, "python").replace(REPO + os.sep, "") + "\n"
   print(text)
   if args.out:
     with open(args.out, "w") as f:

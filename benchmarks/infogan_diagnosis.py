@@ -41,7 +41,8 @@ def diagnose(workdir: str, num_fakes: int = 2000, seed: int = 0) -> dict:
   if not run.gan.num_categories:
     raise ValueError(f"{workdir}: not an InfoGAN run (config.infogan.categories is 0)")
   train, test = (gan_jax.load_dataset(run.config.data.name, split, image_size=run.config.image_size,
-                                      channels=run.config.channels) for split in ("train", "test"))
+                                      channels=run.config.channels, resize=run.config.data.resize)
+                for split in ("train", "test"))
   train_x = gan_jax.extract_features(run, train.images)
   scaler = preprocessing.StandardScaler().fit(train_x)
   reader = linear_model.LogisticRegression(max_iter=300, C=0.05).fit(scaler.transform(train_x), train.labels)

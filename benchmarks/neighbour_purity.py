@@ -47,7 +47,7 @@ def main():
   args = parser.parse_args()
   run = gan_jax.load_run(args.workdir, args.step)
   train = gan_jax.load_dataset(run.config.data.name, "train", image_size=run.config.image_size,
-                               channels=run.config.channels)
+                               channels=run.config.channels, resize=run.config.data.resize)
   pools = [min(int(p), len(train.labels)) for p in args.pools.split(",")]
   print(f"{args.workdir}, step {run.step}: same-label nearest neighbour, by pool size\n")
   print("| representation | " + " | ".join(f"pool {p}" for p in pools) + " |")

@@ -49,7 +49,8 @@ def measure(config, members: int) -> dict[str, float]:
     population.map_members = functools.partial(population.map_members, unroll=_MAP.value == "unroll")
   config = config.copy_and_resolve_references()
   config.population.seeds = members
-  mesh = parallel.make_mesh(members)
+  trained = len(population.members(config))  # Seeds times (1 + ablations), laid out as train.py does.
+  mesh = parallel.make_mesh(trained)
   gan = state_lib.make_gan(config)
   num_examples = _NUM_EXAMPLES.value - _NUM_EXAMPLES.value % jax.device_count()
   state = jax.jit(lambda: population.init_state(gan, config, num_examples), out_shardings=parallel.by_member(mesh))()
@@ -73,7 +74,6 @@ def measure(config, members: int) -> dict[str, float]:
   steps_per_sec = statistics.median(rates)
   stats = jax.devices()[0].memory_stats() or {}
   memory = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  trained = len(population.members(config))  # Seeds times (1 + ablations).
   return {"members": trained, "steps_per_sec": steps_per_sec, "compile_seconds": compile_seconds,
           "images_per_sec": trained * config.batch_size * config.n_dis * steps_per_sec,
           "memory_gib": memory / 2**30, "device": jax.devices()[0].device_kind}

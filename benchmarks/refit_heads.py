@@ -52,7 +52,8 @@ def sweep(workdir: str, variants: list[dict], batch_size: int = 256, seed: int =
   if not run.gan.num_categories:
     raise ValueError(f"{workdir}: not an InfoGAN run (config.infogan.categories is 0)")
   train, test = (gan_jax.load_dataset(run.config.data.name, split, image_size=run.config.image_size,
-                                      channels=run.config.channels) for split in ("train", "test"))
+                                      channels=run.config.channels, resize=run.config.data.resize)
+                for split in ("train", "test"))
   variables = {**run.discriminator, "params": run.state.get("d_ema_params", run.discriminator["params"])}
   inputs, embeddings = jax.jit(lambda v, x: neighbours_lib.map_discriminator(run.gan, v, x, refit.refit_inputs))(
       variables, train.images)

@@ -99,13 +99,20 @@ def check_config_args(argv: list[str], name: str = "config") -> None:
 
 
 def check_workdir(workdir: str, flag: str = "--workdir") -> None:
-  """Makes `workdir` if it is absent; CommandLineError, in one line, where it cannot be a
-  directory (a file is there, or under one of its parents, or no permission). Paths with a
-  scheme (gs://...) are left to the filesystem library that writes them."""
+  """CommandLineError, in one line, where `workdir` cannot be a directory that train.py writes:
+  a file is there or in the place of one of its parents, or the directory it is (or would be
+  made in) is not writable. Creates nothing: the config is checked first. Paths with a scheme
+  (gs://...) are left to the filesystem library that writes them."""
   if "://" in workdir:
     return
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise CommandLineError(f"{flag}={workdir}: cannot be used as a directory ({e.strerror}); allowed: an existing "
-                           "directory or a path where one can be made") from None
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    reason = "a file" if existing == os.path.abspath(workdir) else f"{existing} is a file"
+  elif not os.access(existing, os.W_OK | os.X_OK):
+    reason = f"{existing} is not writable"
+  else:
+    return
+  raise CommandLineError(f"{flag}={workdir}: cannot be used as a directory ({reason}); allowed: an existing "
+                         "directory or a path where one can be made")

@@ -32,8 +32,9 @@ MNIST_5K_SPLIT_SEED = 0
 MNIST_5K_TEST_PER_CLASS = 100
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 RESIZE_METHODS = ("auto", "pad", "resize")
-# "auto" pads an image at least this fraction of image_size (MNIST's 28 -> 32) and resizes a
-# smaller one, which padding would leave as a small digit in a wide black frame.
+# "auto" pads an image whose larger side is at least this fraction of image_size (MNIST's
+# 28 -> 32), keeping its aspect, and resizes a smaller one, which padding would leave as a
+# small digit in a wide black frame.
 AUTO_PAD_MIN_FRACTION = 0.75
 
 
@@ -71,7 +72,7 @@ def fit_images(images: np.ndarray, image_size: int, channels: int,
 
   `resize="pad"` centre-pads with black (the usual 28 -> 32 for MNIST) and falls back
   to resizing when an image is larger than `image_size`; `"resize"` resizes with
-  antialiased bilinear interpolation; `"auto"` pads images of at least
+  antialiased bilinear interpolation; `"auto"` pads images whose larger side is at least
   `AUTO_PAD_MIN_FRACTION` of `image_size` and resizes the rest. Grayscale is tiled to RGB;
   RGB becomes grayscale by ITU-R 601 luma.
   """
@@ -87,7 +88,7 @@ def fit_images(images: np.ndarray, image_size: int, channels: int,
   if (h, w) == (image_size, image_size):
     return images.astype(np.uint8)
   if resize == "auto":
-    resize = "pad" if min(h, w) >= AUTO_PAD_MIN_FRACTION * image_size else "resize"
+    resize = "pad" if max(h, w) >= AUTO_PAD_MIN_FRACTION * image_size else "resize"
   pad = resize == "pad" and h <= image_size and w <= image_size
   logging.info("images %dx%d -> %dx%d by %s", h, w, image_size, image_size, "padding" if pad else "resizing")
   if pad:

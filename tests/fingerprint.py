@@ -4,14 +4,18 @@
 
 rewrites those fingerprints in tests/fingerprints.json.
 
-For each config (and config argument) of `CONFIGS`: 2 training steps from seed 0 through
-the functions train.py runs, one step per call, evaluations off and refit steps cut to 3,
+For each config (and config argument) of `CONFIGS`: 3 training steps from seed 0 through
+the functions train.py runs, one step per call, evaluations off, refit steps cut to 3 and the
+FixMatch consistency terms on from step 0 at threshold 0 (so that they count in 3 steps),
 recording every metric the step returns (each term's loss, D's outputs, gradient and param
-norms) and the refit's head losses. Metrics of 2 steps, not params after 8: Adam turns float
+norms) and the refit's head losses. Metrics of 3 steps, not params after 8: Adam turns float
 rounding in a near-zero gradient (a bias before BatchNorm, say) into a full-size step of
 either sign, so after 8 steps single leaves of the params differed by up to 100% between two
-x86 CPUs while the first two steps' losses agreed to 1e-6; those losses still see every
-term, its weight, the optimiser and the update order. The CIFAR-10 configs train on
+x86 CPUs while the first steps' losses agreed to 1e-6. The losses of step k see the first k-1
+updates of D and G, each term and its weight; the EMA of the params is not seen.
+The values come from code whose params after 8 steps were, on one machine, bit for bit those
+recorded at 786c4f4 before the update step was split into terms (0de00e2's fingerprints).
+The CIFAR-10 configs train on
 `mnist_5k` at 32 px with 3 channels (no CIFAR-10 data here). Two sizes: "full", the configs
 as committed (minutes on a 2-core CPU, most of it compiling cifar10_sngan), and "tiny", the
 same configs with narrow networks and batch 8 (seconds each), which the suite checks. The
@@ -35,7 +39,7 @@ from gan_jax import data, parallel, population, refit, runs, state as state_lib,
 
 CONFIGS = ("mnist_dcgan", "mnist_dcgan:rotation", "mnist_infogan", "mnist_infogan:30min", "mnist_ssl",
            "mnist_ssl:supervised_only", "cifar10_dcgan", "cifar10_sngan", "cifar10_ssl")
-STEPS = 2
+STEPS = 3
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fingerprints.json")
 
 
@@ -53,6 +57,9 @@ def fingerprint_config(spec: str, size: str):
   config.evals.generation.num_samples = 0
   if terms.block(config, "infogan.refit") is not None:
     config.infogan.refit.steps = 3
+  for path in ("infogan.consistency", "kplus1.consistency"):
+    if (block := terms.block(config, path)) is not None:
+      block.update(start=0, threshold=0.0)
   if size == "tiny":
     config.model.latent_dim = 16
     config.model.generator_features = config.model.discriminator_features = 8

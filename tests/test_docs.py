@@ -92,3 +92,14 @@ def _get(config, path):
   for part in path.split("."):
     config = config[part]
   return config.to_dict() if hasattr(config, "to_dict") else config
+
+
+def test_readme_shows_the_commands_ci_runs():
+  """`.ci/run` installs and tests as README says: each of its commands appears in README."""
+  with open(os.path.join(REPO, ".ci", "run")) as f:
+    commands = [line.split("#")[0].strip() for line in f if "README" in line and not line.startswith("#")]
+  with open(os.path.join(REPO, "README.md")) as f:
+    readme = f.read()
+  assert len(commands) == 2
+  for command in commands:
+    assert command.replace("venv --clear", "venv") in readme, command

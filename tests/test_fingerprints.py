@@ -1,5 +1,6 @@
-"""The numerics contract: every committed config trains to the fingerprints recorded before the
-refactor of the update step (`fingerprint.py`, `fingerprints.json`), on any x86 CPU."""
+"""The numerics contract: every committed config trains to its recorded fingerprint
+(`fingerprint.py`, `fingerprints.json`: the numerics of before the update step was split into
+terms), on any x86 CPU."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import fingerprint
 
 with open(fingerprint.PATH) as f:
   RECORDED = json.load(f)
-# The committed configs at their full size take 12 min on a 2-core CPU: run them with
+# The committed configs at their full size take minutes on a 2-core CPU: run them with
 # GAN_JAX_FULL_FINGERPRINTS=1; the suite checks the same configs with narrow networks.
 FULL = os.environ.get("GAN_JAX_FULL_FINGERPRINTS") == "1"
 # Two CPUs' rounding moved these by ~1e-7 here; a term's weight off by 1% moves a loss by far more.

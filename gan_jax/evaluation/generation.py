@@ -103,13 +103,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
     raise ValueError(f"frechet_distance: shapes differ: mean {mu1.shape} vs {mu2.shape}, "
                      f"covariance {sigma1.shape} vs {sigma2.shape}")
-  with warnings.catch_warnings():  # A singular product is handled below, as pytorch-fid does.
+  with warnings.catch_warnings():  # A singular product is handled here, as pytorch-fid does.
     warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-  if not np.isfinite(covmean).all():
-    logging.warning("frechet_distance: singular product of covariances; adding %g to the diagonals.", eps)
-    offset = np.eye(sigma1.shape[0]) * eps
-    covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if not np.isfinite(covmean).all():
+      logging.warning("frechet_distance: singular product of covariances; adding %g to the diagonals.", eps)
+      offset = np.eye(sigma1.shape[0]) * eps
+      covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
       raise ValueError(f"frechet_distance: the square root of the covariance product has an imaginary part of "
