@@ -25,7 +25,10 @@ linear probe 0.982, k-means ACC 0.782 (measured with an earlier version of the c
 seed 0 without rotation gave 0.981 and 0.929); `ablations`, what the
 GAN adds: seeds 0-2 of the recipe, each also without the adversarial term and without the
 contrastive term, 9 members in one program, evaluated by eval.py at the end (mean and std over
-seeds of each kind, beside the random D and raw pixels; no generation metrics).
+seeds of each kind, beside the random D and raw pixels; no generation metrics). Measured at
+`--config.total_steps=1000 --config.steps_per_call=1` (83 min for the 9 members on a 2-core
+x86 CPU): k-means ACC 0.699 ± 0.019 full, 0.684 ± 0.045 without the adversarial term, 0.525 ±
+0.077 without the contrastive term; linear probe 0.980 / 0.979 / 0.972.
 """
 
 import ml_collections
