@@ -48,10 +48,6 @@ def main(argv):
       sys.exit(f"train.py: --distributed: {str(e).splitlines()[0]} (JAX detects Cloud TPU, SLURM and Open MPI; "
                "elsewhere pass --coordinator_address, --num_processes and --process_id)")
   try:
-    cli.check_workdir(_WORKDIR.value)
-  except cli.CommandLineError as e:
-    sys.exit(f"train.py: {e}")
-  try:
     loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_command=shlex.join(sys.orig_argv))
   except (ValueError, FloatingPointError, checkpoints.CheckpointError) as e:
     if not _raised_by_gan_jax(e):
@@ -80,6 +76,8 @@ def _raised_by_gan_jax(e: BaseException) -> bool:
 def _parse_flags(argv: list[str]) -> list[str]:
   try:  # Before absl, whose config flag says these mistakes with a traceback.
     cli.check_config_args(argv[1:])
+    if (workdir := cli.flag_value(argv[1:], "workdir")) is not None:
+      cli.check_workdir(workdir)
   except cli.CommandLineError as e:
     sys.exit(f"train.py: {e}")
   return app.parse_flags_with_usage(argv)

@@ -22,7 +22,7 @@ class CommandLineError(ValueError):
   """A command line that cannot run; the message names the flag and what is allowed."""
 
 
-def _config_arg(argv: list[str], name: str) -> str | None:
+def flag_value(argv: list[str], name: str) -> str | None:
   """The value of the last `--{name}` in `argv` (the one absl keeps), or None."""
   value = None
   for i, arg in enumerate(argv):
@@ -84,7 +84,7 @@ def check_config_args(argv: list[str], name: str = "config") -> None:
   a file that is missing, does not import or has no `get_config`, a `get_config` argument
   it refuses, or an override naming a field the config does not have (with the nearest
   fields). Does nothing when `--{name}` is absent (the flag parser says that it is required)."""
-  spec = _config_arg(argv, name)
+  spec = flag_value(argv, name)
   if spec is None:
     return
   config = load_config_file(spec, f"--{name}")

@@ -76,22 +76,19 @@ def test_docs_configs_names_every_field_of_the_base_config_and_its_blocks():
   from configs import base  # pylint: disable=g-import-not-at-top
   blocks = {name for name, fn in vars(base).items() if inspect.isfunction(fn) and name != "get_config"}
   assert blocks == set(BLOCK_PLACES), "a new block of configs/base.py: say where it goes in BLOCK_PLACES"
-  fields = [path for path in cli._leaf_paths(base.get_config())  # pylint: disable=protected-access
-            if not isinstance(_get(base.get_config(), path), dict)]
+  fields = _leaf_fields(base.get_config().to_dict())
   for name, places in BLOCK_PLACES.items():
-    block = getattr(base, name)()
-    fields += [f"{place}.{path}" for place in places for path in cli._leaf_paths(block)  # pylint: disable=protected-access
-               if not isinstance(_get(block, path), dict)]
+    fields += [f"{place}.{path}" for place in places for path in _leaf_fields(getattr(base, name)().to_dict())]
   with open(os.path.join(REPO, "docs", "configs.md")) as f:
     page = f.read()
   missing = [field for field in fields if f"`{field}`" not in page]
   assert not missing, f"docs/configs.md lacks {missing}"
 
 
-def _get(config, path):
-  for part in path.split("."):
-    config = config[part]
-  return config.to_dict() if hasattr(config, "to_dict") else config
+def _leaf_fields(tree: dict, prefix: str = "") -> list[str]:
+  """The dotted names of a config's fields, blocks excluded."""
+  return [field for key, value in tree.items()
+          for field in (_leaf_fields(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])]
 
 
 def test_readme_shows_the_commands_ci_runs():
