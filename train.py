@@ -54,9 +54,8 @@ def main(argv):
       raise
     print(f"train.py: {e}", file=sys.stderr, flush=True)
     if isinstance(e, checkpoints.CheckpointError):
-      # TensorStore may still be reading or writing in its own threads, which print an
-      # "Event loop is closed" traceback for each call back into Orbax's closed loop while
-      # Python shuts down, after the message. Nothing is left to save or flush here.
+      # TensorStore may still be reading or writing in its own threads; nothing is left to
+      # save or flush, so do not wait for them at shutdown.
       os._exit(1)
     sys.exit(1)
 

@@ -8,7 +8,9 @@ here deletes a checkpoint to get past one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import jax
 import numpy as np
@@ -124,7 +126,8 @@ def saved_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[t
   if os.path.isdir(step_dir) and not os.listdir(step_dir):
     raise CheckpointError(_unreadable(manager, step, "the directory is empty"))
   try:
-    metadata = manager.item_metadata(step)
+    with _quiet_closed_loop():
+      metadata = manager.item_metadata(step)
     leaves = jax.tree_util.tree_leaves_with_path(getattr(metadata, "tree", None) or {})
   except Exception as e:
     raise CheckpointError(_unreadable(manager, step, e)) from e
@@ -154,9 +157,26 @@ def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = N
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {manager.directory}")
   try:
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    with _quiet_closed_loop():
+      return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
   except Exception as e:  # TensorStore says a corrupted file in many ways.
     raise CheckpointError(_unreadable(manager, step, e)) from e
+
+
+@contextlib.contextmanager
+def _quiet_closed_loop():
+  """Drops the "Event loop is closed" errors of a failed read. When one read fails, Orbax
+  closes its event loop while TensorStore's other reads are in flight; each then calls back
+  into the closed loop, and Python would print a traceback per array around the one-line
+  error. On an error the quiet hook stays, as those calls come after it, up to the exit."""
+  previous_hook = sys.unraisablehook
+
+  def hook(unraisable):
+    if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+      previous_hook(unraisable)
+  sys.unraisablehook = hook
+  yield
+  sys.unraisablehook = previous_hook
 
 
 def abstract_like(state_shapes, sharding: jax.sharding.Sharding):

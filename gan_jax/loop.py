@@ -288,7 +288,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns the final train state.
   """
   validate_config(config)
-  os.makedirs(workdir, exist_ok=True)
   is_main_process = jax.process_index() == 0
   members = _members(config, workdir)
   if len(members) > 1 and jax.process_count() > 1:
@@ -297,6 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh(len(members))
   parallel.check_batch_size(config.batch_size, mesh)
   train_data, images_u8 = _training_set(config, mesh)
+  os.makedirs(workdir, exist_ok=True)  # Only now: a config or dataset that fails leaves no trace.
   num_examples = images_u8.shape[0]
   by_member = parallel.by_member(mesh)
   logging.info("Training %s on %s: %d images %s (%d in this process), %d device(s).",
