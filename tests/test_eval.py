@@ -167,26 +167,3 @@ def test_evaluator_settings_are_checked_by_name():
   config = tiny_config(**{"evals.representation.kmeans_features": "pixels"})
   with pytest.raises(ValueError, match=r"config.evals.representation.kmeans_features=.pixels.; allowed: "):
     loop.validate_config(config)
-
-
-def test_representations_report_runs_on_a_tiny_run(trained_run, tmp_path):
-  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-  import representations  # pylint: disable=g-import-not-at-top
-  out = tmp_path / "report"
-  # No InfoGAN run for seed 0: its rows are left out rather than failing the report.
-  table = representations.main(["--runs", str(trained_run), "--seeds", "0", "--out_dir", str(out),
-                                "--infogan_runs", str(tmp_path / "infogan_seed{seed}")])
-  assert not [row for row in table if row.startswith("InfoGAN")]
-  # The classical methods read real digits: far above chance whatever the tiny GAN learned.
-  assert table["raw pixels: SVM (RBF)"]["test accuracy"][0] > 0.85
-  assert table["raw pixels: k-means"]["cluster ACC"][0] > 0.3
-  for row in ("GAN: trained discriminator", "GAN: random discriminator (control)"):
-    assert set(table[f"{row}: linear probe"]) == {"test accuracy", "seconds"}
-    assert set(table[f"{row}: k-means"]) == {"cluster ACC", "NMI", "ARI", "seconds"}
-    assert 0.5 < table[f"{row}: k-NN"]["test accuracy"][0] <= 1  # Real digits: far above chance.
-  text = (out / "representations.md").read_text()
-  assert "| raw pixels: random forest | 0." in text and "seeds)" not in text  # Every row has its one seed.
-  svm_line = next(line for line in text.splitlines() if line.startswith("| raw pixels: SVM"))
-  assert representations.ANCHOR_COLUMN in text and svm_line.endswith("LeCun et al. 1998) |")  # mnist_5k's anchors.
-  assert json.loads((out / "representations.json").read_text())["0"].keys() == table.keys()
-  assert (out / "representations.png").read_bytes()[:4] == b"\x89PNG"

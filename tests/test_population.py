@@ -2,12 +2,13 @@
 
 import json
 import os
+import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 from gan_jax import data
 from gan_jax import loop
 from gan_jax import parallel
@@ -138,6 +139,25 @@ def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_
   assert run.config.seed == 1 and run.member.kind == "full"
   with pytest.raises(runs.EvalError, match=r"member='seed9': \S+ holds the members seed0, seed0-no_contrastive"):
     runs.load_run(str(workdir), member="seed9")
+
+
+def test_the_representations_table_reads_eval_reports_beside_classifiers_on_pixels(population_run, tmp_path):
+  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+  import representations  # pylint: disable=g-import-not-at-top
+  _, _, _, workdir = population_run
+  with pytest.raises(SystemExit, match=r"--population \S+: no eval/step_<N>/metrics.json; run eval.py --workdir="):
+    representations.main(["--population", f"GAN={tmp_path}", "--out_dir", str(tmp_path / "out")])
+  summary = runs.evaluate_workdir(str(workdir))["summary"]
+  table = representations.main(["--population", f"GAN={workdir}", "--out_dir", str(tmp_path / "out")])
+  assert list(table)[-3:] == ["GAN: trained D, without contrastive", "GAN: random D (control)", "raw pixels (control)"]
+  assert table["GAN: trained D"]["cluster ACC"] == (summary["gan_discriminator (full)"]["cluster ACC"]["mean"],
+                                                      summary["gan_discriminator (full)"]["cluster ACC"]["std"], 2)
+  svm = table["raw pixels: SVM (RBF)"]["test acc"]
+  assert svm[0] > 0.85 and svm[2] == 2  # Real digits, one fit per seed of the population (0 and 1).
+  text = (tmp_path / "out" / "representations.md").read_text()
+  assert representations.ANCHOR_COLUMN in text and "LeCun et al. 1998) |" in text  # mnist_5k's anchors.
+  assert json.loads((tmp_path / "out" / "representations.json").read_text()).keys() == table.keys()
+  assert (tmp_path / "out" / "representations.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_non_finite_member_is_named_and_skipping_skips_it_alone(tmp_path, monkeypatch):
