@@ -103,7 +103,8 @@ def population_rows(label: str, metrics: dict) -> dict[str, dict[str, list]]:
   for name, columns in metrics["summary"].items():
     match = SUMMARY_ROW.fullmatch(name)
     row, kind = match.groups() if match else (name, None)
-    kind_text = "" if kind in (None, "full") else ", without " + " and ".join(kind[len("no_"):].split("+"))
+    off = [] if kind in (None, "full") else kind[len("no_"):].split("+")
+    kind_text = "" if not off else ", without " + (", ".join(off[:-1]) + " and " if len(off) > 1 else "") + off[-1]
     title = (f"{label}: " if row != "raw_pixels" else "") + ROW_NAMES.get(row, row) + kind_text
     rows[title] = {column: stats["values"] for column, stats in columns.items()}
   return rows
