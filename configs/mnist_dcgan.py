@@ -13,13 +13,14 @@ D: chosen because D's features then cluster best on a validation split of the tr
 images among the recipes tried (docs/research_log.md).
 Evaluation every 1,000 steps (TensorBoard eval/*): k-means on D's last conv layer
 max-pooled and whitened to 32 dims, linear probe on the DCGAN-paper representation.
-Measured on a 2-core x86 CPU (no GPU): about 35 min for seed 0 with the evaluations
-(2.4 steps/s); on an H100 the training steps take ~8 s. `eval.py` on step 5,000, test split,
-seed 0: k-means ACC 0.783 (NMI 0.806, ARI 0.686), linear probe 0.980, 20-NN 0.935 for the
-GAN's D, against 0.533 / 0.962 (k-means ACC / probe) for its random initialisation and
-0.423 / 0.914 for raw pixels; EMA generator FID 51.78 (domain-classifier features).
+Measured on a 2-core x86 CPU (no GPU): 35 min 20 s for seed 0 with the evaluations
+(2.68 steps/s); on an H100 the training steps take ~8 s. `eval.py` on step 5,000, test split,
+seed 0: k-means ACC 0.871 (NMI 0.820, ARI 0.732), linear probe 0.982, 20-NN 0.936 for the
+GAN's D, against 0.533 / 0.961 (k-means ACC / probe) for its random initialisation and
+0.423 / 0.914 for raw pixels; EMA generator FID 44.8 (domain-classifier features). On another
+x86 CPU, whose float rounding differs: 0.783 (0.806, 0.686), 0.980, 0.935; FID 51.78.
 
-Config arguments: `runlocal`, a 200-step check of the pipeline (about a minute);
+Config arguments: `runlocal`, a 200-step check of the pipeline (3 min 53 s on the CPU above);
 `rotation`, the same recipe with SS-GAN's rotation term on D (weight 1) and G (0.2): seed 0
 linear probe 0.982, k-means ACC 0.782 (measured with an earlier version of the code, whose
 seed 0 without rotation gave 0.981 and 0.929); `ablations`, what the
