@@ -9,6 +9,7 @@ here deletes a checkpoint to get past one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 
@@ -81,8 +82,20 @@ def make_manager(workdir: str, *, keep: int, asynchronous: bool = True,
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       item_handlers=ocp.StandardCheckpointHandler(),  # So that a fresh manager reads metadata too.
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=not read_only, enable_async_checkpointing=asynchronous,
+          max_to_keep=None if read_only else keep, save_interval_steps=0 if read_only else 1,
+          create=not read_only, enable_async_checkpointing=asynchronous,
           cleanup_tmp_directories=not read_only, read_only=read_only))
+
+
+class _QuietReadOnly(logging.Filter):
+  """Drops Orbax's warning that a read-only manager is read only: every `eval.py`, `load_run`
+  and notebook restore asks for one on purpose."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Given directory is read only=")
+
+
+logging.getLogger("absl").addFilter(_QuietReadOnly())
 
 
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:

@@ -2,6 +2,7 @@
 
 import glob
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -167,3 +168,11 @@ def test_evaluator_settings_are_checked_by_name():
   config = tiny_config(**{"evals.representation.kmeans_features": "pixels"})
   with pytest.raises(ValueError, match=r"config.evals.representation.kmeans_features=.pixels.; allowed: "):
     loop.validate_config(config)
+
+
+def test_loading_a_run_warns_nothing(trained_run, caplog):
+  """Orbax warns about each option a read-only manager overrides and that it is read only:
+  noise in every notebook that loads a run."""
+  with caplog.at_level(logging.WARNING):
+    assert runs.load_run(str(trained_run)).step == 2
+  assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
