@@ -87,5 +87,5 @@ def test_checkpoint_saved_on_one_device_resumes_on_eight(eight_devices, four_ste
 def test_batch_the_devices_do_not_divide_is_a_config_error(eight_devices):
   message = (eight_devices / "uneven_batch.txt").read_text()
   assert message == "config.batch_size=12 must be divisible by the 8 devices; allowed: a multiple of 8"
-  assert not os.listdir(eight_devices / "uneven")  # Failed before writing anything.
+  assert not (eight_devices / "uneven").exists()  # Failed before making the workdir.
 
