@@ -36,6 +36,7 @@ sys.path.insert(0, REPO)
 
 from gan_jax import data  # pylint: disable=g-import-not-at-top
 from gan_jax import files  # pylint: disable=g-import-not-at-top
+from gan_jax import population  # pylint: disable=g-import-not-at-top
 from gan_jax import runs  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import report  # pylint: disable=g-import-not-at-top
@@ -157,7 +158,7 @@ def main(argv=None):
   config = runs.load_config(populations[0][1])
   splits = [data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
             for split in ("train", "test")]
-  seeds = sorted({int(name[len("seed"):].split("-")[0]) for m in reports.values() for name in m["members"]})
+  seeds = sorted({m.seed for _, workdir in populations for m in population.members(runs.load_config(workdir))})
   rows = pixel_rows(*splits, seeds)
   controls = {}
   for label, metrics in reports.items():
