@@ -42,7 +42,7 @@ def test_training_logs_the_evaluator_to_tensorboard(trained_run):
   for path in glob.glob(str(trained_run / "tensorboard" / "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
-        scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+        scalars[(value.tag, event.step)] = value.simple_value
   for row in ROWS:
     for metric in ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "kmeans_inertia", "probe_test_accuracy"):
       assert (f"eval/{row}/{metric}", 2) in scalars, (row, metric)
