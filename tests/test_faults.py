@@ -25,8 +25,8 @@ from test_train_cli import TINY
 STOPPED = re.compile(r"Stopped by (\S+): the checkpoint at step (\d+) is complete in (\S+); (.*)")
 
 
-# 600 steps of the tiny model: a few seconds, long enough to be killed at random moments.
-KILLED = ["--config.total_steps=600", "--config.save_every=50", "--config.log_every=50",
+# 200 steps of the tiny model: a few seconds, long enough to be killed at random moments.
+KILLED = ["--config.total_steps=200", "--config.save_every=20", "--config.log_every=20",
           "--config.sample_every=1000"]
 RESUMED = re.compile(r"Resumed from \S+ at step (\d+)\.")
 LOGGED = re.compile(r"\] step (\d+): ")
@@ -82,18 +82,18 @@ def test_kill_9_anywhere_then_resuming_equals_a_straight_run(tmp_path):
   rng = random.Random(0)
   workdir = tmp_path / "interrupted"
 
-  # In the middle of the save of step 100: Orbax is still writing it, under a temporary name.
-  status, lines = run_train(workdir, fault=("kill", "100"))
+  # In the middle of the save of step 40: Orbax is still writing it, under a temporary name.
+  status, lines = run_train(workdir, fault=("kill", "40"))
   assert status == -signal.SIGKILL, "".join(lines[-30:])
-  assert complete_steps(workdir) == [50]
-  assert [n for n in os.listdir(workdir / "checkpoints") if not n.isdigit()][0].startswith("100.")
+  assert complete_steps(workdir) == [20]
+  assert [n for n in os.listdir(workdir / "checkpoints") if not n.isdigit()][0].startswith("40.")
 
   # At a random moment of the training loop (benchmarks/kill_resume.py tries more).
   status, lines = run_train(workdir, signum=signal.SIGKILL, delay=rng.uniform(0.0, 0.5))
   assert status == -signal.SIGKILL, "".join(lines[-30:])
-  assert resumed_step(lines) == 50  # The newest complete checkpoint; never the partial one.
+  assert resumed_step(lines) == 20  # The newest complete checkpoint; never the partial one.
   logged = [int(m.group(1)) for m in map(LOGGED.search, lines) if m]
-  assert complete_steps(workdir)[-1] >= max(logged, default=50) - 50  # At most save_every steps lost.
+  assert complete_steps(workdir)[-1] >= max(logged, default=20) - 20  # At most save_every steps lost.
 
   # SIGTERM: the step reached is saved (off the save_every grid if need be); exit status 0.
   complete = complete_steps(workdir)
@@ -104,36 +104,36 @@ def test_kill_9_anywhere_then_resuming_equals_a_straight_run(tmp_path):
   stopped = [m for m in map(STOPPED.search, lines) if m]
   assert len(stopped) == 1, log[-3000:]
   reason, step, directory, hint = stopped[0].groups()
-  assert reason == "SIGTERM" and int(step) == complete_steps(workdir)[-1] and int(step) < 600
+  assert reason == "SIGTERM" and int(step) == complete_steps(workdir)[-1] and int(step) < 200
   assert directory == str(workdir / "checkpoints") and hint.startswith("resume with the same command: ")
 
   status, lines = run_train(workdir)
   assert status == 0, "".join(lines[-30:])
-  assert resumed_step(lines) == int(step) and complete_steps(workdir)[-1] == 600
-  assert os.path.exists(workdir / "samples" / "step_600.png")
+  assert resumed_step(lines) == int(step) and complete_steps(workdir)[-1] == 200
+  assert os.path.exists(workdir / "samples" / "step_200.png")
   status, lines = run_train(workdir)  # At total_steps: nothing is trained again.
-  assert status == 0 and resumed_step(lines) == 600, "".join(lines[-30:])
+  assert status == 0 and resumed_step(lines) == 200, "".join(lines[-30:])
   assert not any("First call" in line for line in lines)
 
   # The run never interrupted: train.py's config (TINY and KILLED) trained in this process.
-  config = tiny_config(total_steps=600, save_every=50, log_every=50, sample_every=1000)
-  assert int(loop.train_and_evaluate(config, str(tmp_path / "straight"))["step"]) == 600
-  interrupted, straight = (jax.device_get(restore_on_one_device(w, 600)) for w in (workdir, tmp_path / "straight"))
+  config = tiny_config(total_steps=200, save_every=20, log_every=20, sample_every=1000)
+  assert int(loop.train_and_evaluate(config, str(tmp_path / "straight"))["step"]) == 200
+  interrupted, straight = (jax.device_get(restore_on_one_device(w, 200)) for w in (workdir, tmp_path / "straight"))
   jax.tree.map(np.testing.assert_array_equal, interrupted, straight)
 
 
 def test_a_failed_checkpoint_write_stops_training_with_one_line(tmp_path):
-  # From the save of step 100 on, no file can grow, as on a full disk. Logging every 10
+  # From the save of step 40 on, no file can grow, as on a full disk. Logging every 10
   # steps, the failure is found at the first log step after the write has ended.
-  status, lines = run_train(tmp_path, "--config.log_every=10", fault=("disk_full", "100"))
+  status, lines = run_train(tmp_path, "--config.log_every=10", fault=("disk_full", "40"))
   assert status == 1
-  assert lines[-1].startswith(f"train.py: writing the checkpoint of step 100 to {tmp_path / 'checkpoints'} failed ("), (
+  assert lines[-1].startswith(f"train.py: writing the checkpoint of step 40 to {tmp_path / 'checkpoints'} failed ("), (
       "".join(lines[-30:]))
   assert "File too large" in lines[-1]
   assert lines[-1].rstrip().endswith("training stopped rather than run on unsaved; the last complete checkpoint "
-                                     "is step 50")
-  assert complete_steps(tmp_path) == [50]
-  assert max(int(m.group(1)) for m in map(LOGGED.search, lines) if m) <= 110  # It stopped at once.
+                                     "is step 20")
+  assert complete_steps(tmp_path) == [20]
+  assert max(int(m.group(1)) for m in map(LOGGED.search, lines) if m) <= 50  # It stopped at once.
 
 
 def test_ctrl_c_saves_the_step_reached_and_puts_the_handlers_back(tmp_path, monkeypatch, caplog, live_ctrl_c):
