@@ -40,6 +40,7 @@ from gan_jax import population  # pylint: disable=g-import-not-at-top
 from gan_jax import runs  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 from gan_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+from gan_jax.evaluation import run_report  # pylint: disable=g-import-not-at-top
 
 COLUMNS = report.COLUMNS
 ANCHOR_COLUMN = "published anchor (full MNIST, 60,000 training images; not this subset)"
@@ -69,28 +70,28 @@ def classifiers(seed: int) -> dict[str, object]:
   }
 
 
-def pixel_rows(train: data.ImageDataset, test: data.ImageDataset, seeds: list[int]) -> dict[str, dict[str, list]]:
-  """{row: {"test acc": [one value per seed]}} of the classical classifiers on pixels."""
+def pixel_rows(train: data.ImageDataset, test: data.ImageDataset, seeds: list[int]) -> dict[str, dict[str, dict]]:
+  """{row: {"test acc": `run_report.stats` over seeds}} of the classical classifiers on pixels."""
   scaler = preprocessing.StandardScaler().fit(train.images.reshape(len(train), -1) / 255.0)
   x_train = scaler.transform(train.images.reshape(len(train), -1) / 255.0)
   x_test = scaler.transform(test.images.reshape(len(test), -1) / 255.0)
-  rows = {}
+  accuracies = {}
   for seed in seeds:
     for name, model in classifiers(seed).items():
-      accuracy = float(model.fit(x_train, train.labels).score(x_test, test.labels))
-      rows.setdefault(f"raw pixels: {name}", {"test acc": []})["test acc"].append(accuracy)
-  return rows
+      accuracies.setdefault(f"raw pixels: {name}", []).append(model.fit(x_train, train.labels).score(x_test, test.labels))
+  return {row: {"test acc": run_report.stats(values)} for row, values in accuracies.items()}
 
 
 def read_report(workdir: str, step: int | None) -> dict:
   """The population report eval.py wrote in `workdir` at `step` (default: the latest)."""
-  found = {int(m.group(1)): name for name in os.listdir(os.path.join(workdir, "eval"))
-           if (m := re.fullmatch(r"step_(\d+)", name))} if os.path.isdir(os.path.join(workdir, "eval")) else {}
+  evaluated = os.path.join(workdir, "eval")
+  names = os.listdir(evaluated) if os.path.isdir(evaluated) else []
+  found = {int(m.group(1)): name for name in names if (m := re.fullmatch(r"step_(\d+)", name))}
   if not found or (step is not None and step not in found):
     sys.exit(f"representations.py: --population {workdir}: no eval/step_{step if step is not None else '<N>'}/"
              f"metrics.json; run eval.py --workdir={workdir}" + (f" --step={step}" if step is not None else "") +
              " first")
-  with open(os.path.join(workdir, "eval", found[step if step is not None else max(found)], "metrics.json")) as f:
+  with open(os.path.join(evaluated, found[step if step is not None else max(found)], "metrics.json")) as f:
     metrics = json.load(f)
   if "summary" not in metrics:
     sys.exit(f"representations.py: --population {workdir}: a single run, not a population (train it with a "
@@ -98,8 +99,8 @@ def read_report(workdir: str, step: int | None) -> dict:
   return metrics
 
 
-def population_rows(label: str, metrics: dict) -> dict[str, dict[str, list]]:
-  """{row: {column: [one value per seed]}} of one population's summary, named for the table."""
+def population_rows(label: str, metrics: dict) -> dict[str, dict[str, dict]]:
+  """{row: {column: stats over seeds}} of one population's summary as eval.py wrote it, named for the table."""
   rows = {}
   for name, columns in metrics["summary"].items():
     match = SUMMARY_ROW.fullmatch(name)
@@ -107,35 +108,30 @@ def population_rows(label: str, metrics: dict) -> dict[str, dict[str, list]]:
     off = [] if kind in (None, "full") else kind[len("no_"):].split("+")
     kind_text = "" if not off else ", without " + (", ".join(off[:-1]) + " and " if len(off) > 1 else "") + off[-1]
     title = (f"{label}: " if row != "raw_pixels" else "") + ROW_NAMES.get(row, row) + kind_text
-    rows[title] = {column: stats["values"] for column, stats in columns.items()}
+    rows[title] = columns
   return rows
 
 
-def summarize(rows: dict[str, dict[str, list]]) -> dict[str, dict[str, tuple[float, float, int]]]:
-  """{row: {column: (mean, std with n - 1, n)}}."""
-  return {row: {c: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
-                for c, v in columns.items()} for row, columns in rows.items()}
-
-
-def to_markdown(table: dict[str, dict[str, tuple[float, float, int]]], anchors: dict[str, str] | None = None) -> str:
-  """The table as Markdown; `anchors` ({row: text}), if given, fills a last column."""
+def to_markdown(table: dict[str, dict[str, dict]], anchors: dict[str, str] | None = None) -> str:
+  """The table ({row: {column: `run_report.stats`}}) as Markdown; `anchors` ({row: text}), if
+  given, fills a last column."""
   columns = COLUMNS + ((ANCHOR_COLUMN,) if anchors else ())
   lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
   for row, cols in table.items():
-    cells = [f"{cols[c][0]:.3f} +- {cols[c][1]:.3f}" if c in cols else "" for c in COLUMNS]
+    cells = [f"{cols[c]['mean']:.3f} +- {cols[c]['std']:.3f}" if c in cols else "" for c in COLUMNS]
     if anchors:
       cells.append(anchors.get(row, ""))
     lines.append(f"| {row} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
-def bar_plot(table: dict[str, dict[str, tuple[float, float, int]]], path: str) -> None:
+def bar_plot(table: dict[str, dict[str, dict]], path: str) -> None:
   """Test accuracy and cluster ACC of each row, with their std as error bars."""
   fig, axes = report._figure((11, 0.35 * len(table) + 1.5))  # pylint: disable=protected-access
   rows = list(table)
   for offset, column in ((-0.2, "test acc"), (0.2, "cluster ACC")):
-    means = [table[r].get(column, (np.nan, 0, 0))[0] for r in rows]
-    stds = [table[r].get(column, (np.nan, 0, 0))[1] for r in rows]
+    means = [table[r][column]["mean"] if column in table[r] else np.nan for r in rows]
+    stds = [table[r][column]["std"] if column in table[r] else 0.0 for r in rows]
     axes.barh(np.arange(len(rows)) + offset, means, height=0.4, xerr=stds, label=column)
   axes.set_yticks(np.arange(len(rows)), rows, fontsize=8)
   axes.invert_yaxis()
@@ -165,15 +161,14 @@ def main(argv=None):
     for row, columns in population_rows(label, metrics).items():
       # Raw pixels under eval.py's protocol is the same for every population of one dataset: once, last.
       (controls if row == ROW_NAMES["raw_pixels"] else rows).setdefault(row, columns)
-  rows.update(controls)
-  table = summarize(rows)
+  table = rows | controls
   steps = ", ".join(f"{label} {workdir} step {reports[label]['step']}" for label, workdir in populations)
   text = (f"{splits[0].name} ({len(splits[0])}) fitted, {splits[1].name} ({len(splits[1])}) scored; mean +- std over "
           f"seeds {', '.join(map(str, seeds))}; populations: {steps}. Per-seed values: representations.json.\n\n"
           + to_markdown(table, MNIST_ANCHORS if config.data.name == "mnist_5k" else None))
   os.makedirs(args.out_dir, exist_ok=True)
   files.write_atomic(os.path.join(args.out_dir, "representations.md"), text.encode())
-  files.write_json(os.path.join(args.out_dir, "representations.json"), rows)
+  files.write_json(os.path.join(args.out_dir, "representations.json"), table)
   bar_plot(table, os.path.join(args.out_dir, "representations.png"))
   print(text)
   return table

@@ -141,11 +141,12 @@ def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, d
       if row in CONTROLS and kind != "full":
         continue
       values = [report.row_values(m["representations"][row]) for m in members]
-      columns = {c: _stats([v[j] for v in values]) for j, c in enumerate(report.COLUMNS) if values[0][j] is not None}
+      columns = {c: stats([v[j] for v in values]) for j, c in enumerate(report.COLUMNS) if values[0][j] is not None}
       (controls if row in CONTROLS else summary)[row if row in CONTROLS else f"{row} ({kind})"] = columns
   return {**summary, **controls}
 
 
-def _stats(values: list[float]) -> dict[str, Any]:
+def stats(values: list[float]) -> dict[str, Any]:
+  """{"mean", "std" (with n - 1; 0 for one value), "n", "values"} of one column over seeds."""
   return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
           "n": len(values), "values": [float(v) for v in values]}
