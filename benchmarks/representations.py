@@ -55,7 +55,8 @@ MNIST_ANCHORS = {
 }
 ROW_NAMES = {"gan_discriminator": "trained D", "random_discriminator": "random D (control)",
              "raw_pixels": "raw pixels (control)", "categorical_code": "categorical code (argmax Q)",
-             "semi_supervised": "K+1 classifier", "classifier_online": "K+1 classifier, online D"}
+             "semi_supervised": "K+1 classifier", "semi_supervised_online": "K+1 classifier, online D",
+             "categorical_code_online": "categorical code (argmax Q), online D"}
 SUMMARY_ROW = re.compile(r"(\w+) \((\S+)\)$")  # "<row> (<member kind>)", as run_report.summarize names them.
 
 

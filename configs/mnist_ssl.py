@@ -30,7 +30,9 @@ Config arguments: `runlocal` (a 200-step check), `supervised_only` (the control:
 from the labelled images alone, still augmented; no real/fake, entropy, consistency or
 contrastive term, so the 3,900 unlabelled images never reach it), `supervised_only,runlocal` and
 `ablations` (seeds 0-2 of the recipe, each beside the same D trained on the labelled images
-alone in the same program, for the same 8,000 steps with the EMA of D; 6 members).
+alone in the same program, for the same 8,000 steps with the EMA of D; 6 members). Measured at
+`--config.total_steps=1000` (79 min 52 s): the K+1 classifier 0.865 ± 0.010 (EMA of D), the
+labelled-only D 0.888 ± 0.013; full minus control per seed -0.023 ± 0.021 (docs/results.md).
 """
 
 import ml_collections

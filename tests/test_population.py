@@ -16,6 +16,7 @@ from gan_jax import population
 from gan_jax import runs
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
+from gan_jax.evaluation import run_report
 
 ABLATIONS = {"population.seeds": 2, "population.ablations": "contrastive,adversarial"}
 
@@ -180,3 +181,16 @@ def test_a_non_finite_member_is_named_and_skipping_skips_it_alone(tmp_path, monk
   kernel = lambda s, i: s["discriminator"]["params"]["conv1"]["kernel"][i]
   np.testing.assert_array_equal(kernel(state, 1), kernel(initial, 1))  # Every D update of seed1 skipped ...
   assert not np.array_equal(kernel(state, 0), kernel(initial, 0))  # ... and seed0's taken.
+
+
+def test_the_summary_has_a_row_for_the_online_d_beside_a_head_read_from_its_ema():
+  def member(ema, online):
+    return {"representations": {"semi_supervised": {"classifier": {"test_accuracy": ema},
+                                                    "classifier_online": {"test_accuracy": online}},
+                                "raw_pixels": {"kmeans": {"acc": 0.4, "nmi": 0.4, "ari": 0.2}}}}
+  summary = run_report.summarize({"full": [member(0.9, 0.8), member(0.7, 0.6)], "no_adversarial": [member(0.5, 0.4)]})
+  assert list(summary) == ["semi_supervised (full)", "semi_supervised_online (full)", "semi_supervised (no_adversarial)",
+                           "semi_supervised_online (no_adversarial)", "raw_pixels"]
+  assert summary["semi_supervised (full)"]["test acc"]["values"] == [0.9, 0.7]
+  assert summary["semi_supervised_online (full)"]["test acc"]["values"] == [0.8, 0.6]
+  assert summary["semi_supervised_online (no_adversarial)"]["test acc"]["mean"] == 0.4

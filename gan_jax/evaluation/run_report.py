@@ -133,17 +133,31 @@ CONTROLS = ("random_discriminator", "raw_pixels")
 def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
   """{"<row> (<kind>)": {column: {"mean", "std", "n", "values"}}}: each row of each member
   kind's metrics (`report.COLUMNS`), over the kind's members (one per seed); std with n - 1
-  (0 for one seed). The controls (random D and raw pixels), the same whatever a member trained,
-  are rows of their own, taken from the full recipe's members, last."""
+  (0 for one seed). A head read from D's EMA also gets a row for the online D, `<row>_online`.
+  The controls (random D and raw pixels), the same whatever a member trained, are rows of their
+  own, taken from the full recipe's members, last."""
   summary, controls = {}, {}
   for kind, members in by_kind.items():
-    for row in members[0]["representations"]:
+    rows = [with_online_rows(m["representations"]) for m in members]
+    for row in rows[0]:
       if row in CONTROLS and kind != "full":
         continue
-      values = [report.row_values(m["representations"][row]) for m in members]
+      values = [report.row_values(member_rows[row]) for member_rows in rows]
       columns = {c: stats([v[j] for v in values]) for j, c in enumerate(report.COLUMNS) if values[0][j] is not None}
       (controls if row in CONTROLS else summary)[row if row in CONTROLS else f"{row} ({kind})"] = columns
   return {**summary, **controls}
+
+
+def with_online_rows(representations: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+  """`representations` with `<row>_online` after each head row scored on D's EMA too: its
+  `<group>_online` results ("classifier_online", "code_online") under their plain names."""
+  rows = {}
+  for row, result in representations.items():
+    rows[row] = result
+    online = {group[:-len("_online")]: value for group, value in result.items() if group.endswith("_online")}
+    if online:
+      rows[f"{row}_online"] = online
+  return rows
 
 
 def stats(values: list[float]) -> dict[str, Any]:
