@@ -73,11 +73,11 @@ class EventFile:
   else needs it. The records and protos are the `tensorboard` package's, without TensorFlow.
   """
 
-  _made = itertools.count()  # Two files opened in one second by one process get two names.
+  _made = itertools.count()  # Two files opened in one second by one process get two names, in order.
 
   def __init__(self, logdir: str):
     os.makedirs(logdir, exist_ok=True)
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self._made)}"
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self._made):06d}"
     self._file = open(os.path.join(logdir, name), "wb")
     self._records = record_writer.RecordWriter(self._file)
     self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
