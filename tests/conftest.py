@@ -12,9 +12,9 @@ sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed pac
 # usual order. `--dist loadfile` hands each worker the next file in this order when it is
 # nearly done with its last, so the long files start first and short ones fill in at the end
 # (pytest-xdist's own order, most tests first, left test_multihost.py, one test of minutes, last).
-SLOWEST_FILES = ("test_multihost.py", "test_faults.py", "test_infogan_training.py", "test_fingerprints.py",
-                 "test_kplus1_training.py", "test_loop.py", "test_eval.py", "test_generation.py", "test_parallel.py",
-                 "test_step.py", "test_neighbours.py")
+SLOWEST_FILES = ("test_population.py", "test_faults.py", "test_infogan_training.py", "test_multihost.py",
+                 "test_generation.py", "test_parallel.py", "test_fingerprints.py", "test_kplus1_training.py",
+                 "test_eval.py", "test_loop.py", "test_step.py", "test_neighbours.py", "test_notebook.py")
 
 
 def pytest_configure(config):
