@@ -121,9 +121,15 @@ def test_a_resumed_population_equals_a_straight_one_and_writes_each_members_file
     assert os.listdir(workdir / "members" / name / "tensorboard")
 
 
-def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_run):
+@pytest.fixture(scope="module")
+def population_report(population_run):
+  """What eval.py reports (and writes) for the population run."""
+  return runs.evaluate_workdir(str(population_run[3]))
+
+
+def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_run, population_report):
   _, _, _, workdir = population_run
-  metrics = runs.evaluate_workdir(str(workdir))
+  metrics = population_report
   assert sorted(metrics["members"]) == ["seed0", "seed0-no_contrastive", "seed1", "seed1-no_contrastive"]
   summary = metrics["summary"]
   assert list(summary) == ["gan_discriminator (full)", "gan_discriminator (no_contrastive)", "random_discriminator",
@@ -145,13 +151,14 @@ def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_
     runs.load_run(str(workdir), member="seed9")
 
 
-def test_the_representations_table_reads_eval_reports_beside_classifiers_on_pixels(population_run, tmp_path):
+def test_the_representations_table_reads_eval_reports_beside_classifiers_on_pixels(population_run, population_report,
+                                                                                   tmp_path):
   sys.path.insert(0, os.path.join(REPO, "benchmarks"))
   import representations  # pylint: disable=g-import-not-at-top
   _, _, _, workdir = population_run
   with pytest.raises(SystemExit, match=r"--population \S+: no eval/step_<N>/metrics.json; run eval.py --workdir="):
     representations.main(["--population", f"GAN={tmp_path}", "--out_dir", str(tmp_path / "out")])
-  summary = runs.evaluate_workdir(str(workdir))["summary"]
+  summary = population_report["summary"]
   table = representations.main(["--population", f"GAN={workdir}", "--out_dir", str(tmp_path / "out")])
   assert list(table)[-3:] == ["GAN: trained D, without contrastive", "GAN: random D (control)", "raw pixels (control)"]
   assert table["GAN: trained D"]["cluster ACC"] == summary["gan_discriminator (full)"]["cluster ACC"]
