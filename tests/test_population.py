@@ -46,8 +46,9 @@ def test_bad_population_settings_are_named(spec, overrides, message):
     loop.validate_config(tiny_config(spec, **overrides))
 
 
-def run_steps(config, steps: int):
-  """The (host) train state after `steps` calls of `step.make_train_fn` of `config`, a population or not."""
+def run_steps(config, steps: int, weights: dict[str, float] | None = None):
+  """The (host) train state after `steps` calls of `step.make_train_fn` of `config`, a population or not,
+  with `weights` ({term: weight}, for one run) instead of the config's if given."""
   members = population.members(config)
   mesh = parallel.make_mesh(len(members))
   gan = state_lib.make_gan(config)
@@ -55,8 +56,9 @@ def run_steps(config, steps: int):
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))
   state = jax.jit(lambda: population.init_state(gan, config, len(images)), out_shardings=parallel.by_member(mesh))()
   train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
+  weights = population.weights(config) if weights is None else {k: np.float32(v) for k, v in weights.items()}
   for _ in range(steps):
-    state, _ = train_fn(state, population.weights(config), images)
+    state, _ = train_fn(state, weights, images)
   return jax.device_get(state)
 
 
@@ -73,15 +75,9 @@ def test_members_equal_the_single_runs_they_stand_for():
 
   # The single run of the config with that term off: its weight 0 in the same program ...
   ablated = population.member_config(config, members[3])
-  gan, mesh = state_lib.make_gan(ablated), parallel.make_mesh()
-  images = data.load_split(ablated.data, "train", image_size=28, channels=1).images
-  one = jax.jit(lambda: state_lib.init_state(gan, ablated, len(images)))()
-  train_fn = step_lib.make_train_fn(gan, ablated, mesh, len(images))
-  for _ in range(2):
-    one, _ = train_fn(one, {k: np.float32(v) for k, v in population.member_weights(config, members[3]).items()},
-                      images)
+  one = run_steps(ablated, 2, weights=population.member_weights(config, members[3]))
   member = population.unstack(trained, 3)
-  jax.tree.map(np.testing.assert_array_equal, member, jax.device_get(one))
+  jax.tree.map(np.testing.assert_array_equal, member, one)
   # ... and without the contrastive block, whose D has no projection head; the layers it has
   # match the member's, which kept the head at weight 0.
   no_block = tiny_config(seed=1)

@@ -138,7 +138,7 @@ def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, d
   own, taken from the full recipe's members, last."""
   summary, controls = {}, {}
   for kind, members in by_kind.items():
-    rows = [with_online_rows(m["representations"]) for m in members]
+    rows = [_with_online_rows(m["representations"]) for m in members]
     for row in rows[0]:
       if row in CONTROLS and kind != "full":
         continue
@@ -148,7 +148,7 @@ def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, d
   return {**summary, **controls}
 
 
-def with_online_rows(representations: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _with_online_rows(representations: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
   """`representations` with `<row>_online` after each head row scored on D's EMA too: its
   `<group>_online` results ("classifier_online", "code_online") under their plain names."""
   rows = {}
