@@ -5,13 +5,17 @@ A config file starts from `get_config()` and sets only what differs from it. A l
 on where its block is present, with its weight and options in the block:
 
   config = base.get_config()
-  config.contrastive = base.contrastive()           # SimCLR's term on D, at its defaults
-  config.rotation = base.rotation(g_weight=0.0)     # SS-GAN's rotation term on D only
+  config.contrastive = base.block("contrastive")                # SimCLR's term on D, at its defaults
+  config.rotation = base.block("rotation", g_weight=0.0)        # SS-GAN's rotation term on D only
+  config.infogan.neighbours = base.block("infogan.neighbours")  # a block inside a block
 
-The adversarial term is always on. What each term computes: gan_jax/terms/.
+The adversarial block is in every config. Each block's fields, defaults and bounds are declared
+beside its terms in gan_jax/terms/ (docs/configs.md lists them).
 """
 
 import ml_collections
+
+from gan_jax import terms
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -37,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dtype="float32",  # Compute dtype ("bfloat16" too); parameters and optimizer state stay float32.
       conv_backward="phase",  # Gradients of strided convolutions: "phase" (faster on CPU and GPU) or "xla".
   ))
-  config.loss = "non_saturating"  # The adversarial term: "non_saturating", "hinge" or "wasserstein".
+  config.adversarial = block("adversarial")  # The adversarial game: its loss and its weight in D's loss.
   config.augment = "translation,cutout"  # DiffAugment on every image D judges real or fake ("": none).
   config.n_dis = 1  # Discriminator updates per generator update, each on its own real batch.
   config.batch_size = 64  # Real images per discriminator update; generated images per batch alike.
@@ -95,85 +99,8 @@ def optimizer(**changes) -> ml_collections.ConfigDict:
 # Loss terms: a block switches its term on.
 
 
-def contrastive(**changes) -> ml_collections.ConfigDict:
-  """SimCLR's NT-Xent on two augmented views of each real image, through a projection head on D."""
-  return ml_collections.ConfigDict(dict(
-      weight=1.0,  # In D's loss.
-      temperature=0.2,  # NT-Xent's temperature.
-      projection_dim=128,  # Width of the projection head's output.
-  ) | changes)
-
-
-def rotation(**changes) -> ml_collections.ConfigDict:
-  """SS-GAN's rotation head: D predicts which quarter turn was applied to an image."""
-  return ml_collections.ConfigDict(dict(
-      d_weight=1.0,  # In D's loss, on rotated real images.
-      g_weight=0.2,  # In G's loss, on rotated generated images.
-  ) | changes)
-
-
-def gradient_penalty(**changes) -> ml_collections.ConfigDict:
-  """WGAN-GP: (||grad D||_2 - 1)^2 between real and generated images (with loss="wasserstein")."""
-  return ml_collections.ConfigDict(dict(weight=10.0) | changes)  # weight: in D's loss (10 in the paper).
-
-
-def r1(**changes) -> ml_collections.ConfigDict:
-  """R1: gamma / 2 x E ||grad D(real)||^2."""
-  return ml_collections.ConfigDict(dict(gamma=10.0) | changes)  # gamma: the penalty's weight, halved.
-
-
-def infogan(**changes) -> ml_collections.ConfigDict:
-  """InfoGAN: G's input gets codes, and D's Q head must recover them from the generated images."""
-  return ml_collections.ConfigDict(dict(
-      categories=10,  # Values of the categorical code (0: none); a real image's cluster is argmax Q(c | x).
-      continuous=2,  # Continuous codes, uniform in [-1, 1].
-      categorical_weight=1.0,  # In both players' losses.
-      continuous_weight=0.1,  # In both players' losses.
-      heads=1,  # Q heads over the categorical code, each trained from its own start; evaluation picks one.
-  ) | changes)
-
-
-def neighbours(**changes) -> ml_collections.ConfigDict:
-  """`config.infogan.neighbours`: SCAN's term; Q's clusters of real images agree with their nearest neighbours'."""
-  return ml_collections.ConfigDict(dict(
-      weight=3.0,  # In D's loss.
-      entropy_weight=5.0,  # SCAN's weight of the entropy of the batch's mean prediction, subtracted.
-      k=20,  # Neighbours mined per training image, by D's embedding.
-      refresh=500,  # Steps between minings.
-  ) | changes)
-
-
-def consistency(**changes) -> ml_collections.ConfigDict:
-  """`config.infogan.consistency` or `config.kplus1.consistency`: FixMatch's self-labelling on a head."""
-  return ml_collections.ConfigDict(dict(
-      weight=1.0,  # In D's loss.
-      threshold=0.95,  # Confidence a weak view's prediction needs to become a target.
-      start=0,  # The step from which the term counts.
-  ) | changes)
-
-
-def refit(**changes) -> ml_collections.ConfigDict:
-  """`config.infogan.refit`: Q heads fitted afresh on the frozen D when training ends (no loss term)."""
-  return ml_collections.ConfigDict(dict(
-      heads=20,  # Heads, each from its own start; evaluation picks the lowest SCAN loss among all heads.
-      steps=3000,  # Adam steps of each head.
-      batch_size=256,  # Images per Adam step.
-      learning_rate=3e-3,  # The heads' Adam step size.
-      k=20,  # SCAN's neighbours per image.
-      dim=1024,  # Principal components of D's features the heads read (folded into them afterwards).
-  ) | changes)
-
-
-def kplus1(**changes) -> ml_collections.ConfigDict:
-  """The K+1 semi-supervised GAN: D classifies the labelled subset, and G matches D's features."""
-  return ml_collections.ConfigDict(dict(
-      labels_per_class=10,  # Labelled training images per class, chosen by config.seed.
-      num_classes=10,  # K.
-      supervised_weight=1.0,  # Of D's cross-entropy on the labelled batch.
-      unsupervised_weight=1.0,  # Of D's real/fake loss (0: the supervised-only control).
-  ) | changes)
-
-
-def entropy(**changes) -> ml_collections.ConfigDict:
-  """`config.kplus1.entropy`: Bad GAN's conditional entropy of D's classes on real images, minimised."""
-  return ml_collections.ConfigDict(dict(weight=1.0) | changes)  # weight: in D's loss.
+def block(path: str, **changes) -> ml_collections.ConfigDict:
+  """The loss-term block that goes at `config.<path>` ("contrastive", "infogan.neighbours",
+  ...), at the defaults its family declares in gan_jax/terms/ (listed in docs/configs.md),
+  with `changes`."""
+  return terms.block_config(path, **changes)

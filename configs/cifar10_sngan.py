@@ -27,7 +27,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.name = "resnet"
   config.model.generator_features = 256
   config.model.discriminator_features = 128
-  config.loss = "hinge"
+  config.adversarial.loss = "hinge"
   config.n_dis = 5
   config.ema_decay = 0.9999
   for opt in (config.g_optimizer, config.d_optimizer):

@@ -23,7 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"config argument {arg!r}; allowed: runlocal, supervised_only, supervised_only,runlocal")
   config = cifar10_dcgan.get_config("runlocal" if arg and arg.endswith("runlocal") else None)
   config.augment = "translation,cutout"
-  config.kplus1 = base.kplus1(labels_per_class=400)
+  config.kplus1 = base.block("kplus1", labels_per_class=400)
   if arg and arg.startswith("supervised_only"):
-    config.kplus1.unsupervised_weight = 0.0
+    config.adversarial.weight = 0.0
   return config

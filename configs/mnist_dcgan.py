@@ -39,9 +39,9 @@ from configs import base
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = base.get_config()
-  config.contrastive = base.contrastive()
+  config.contrastive = base.block("contrastive")
   if arg == "rotation":
-    config.rotation = base.rotation()
+    config.rotation = base.block("rotation")
   elif arg == "ablations":
     config.population.update(seeds=3, ablations="adversarial,contrastive")
     config.eval_every = 0

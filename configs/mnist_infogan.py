@@ -50,9 +50,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = {"ablations": None, "30min,ablations": "30min"}.get(arg, arg)
   config = mnist_dcgan.get_config(None if arg == "30min" else arg)
   config.model.latent_dim = 62
-  config.infogan = base.infogan()
-  config.infogan.neighbours = base.neighbours()
-  config.infogan.consistency = base.consistency(start=3000)
+  config.infogan = base.block("infogan")
+  config.infogan.neighbours = base.block("infogan.neighbours")
+  config.infogan.consistency = base.block("infogan.consistency", start=3000)
   config.g_optimizer.learning_rate = 1e-3
   config.num_samples = 100  # 10 rows (code values) x 10 columns (noise vectors).
   if arg is None:
@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "30min":
     config.infogan.heads = 5
     config.infogan.consistency.start = 2000
-    config.infogan.refit = base.refit()
+    config.infogan.refit = base.block("infogan.refit")
     config.total_steps = config.eval_every = 3800
     config.evals.generation.num_samples = 0
   if ablations:  # The categorical code's clusters with and without the adversarial term, seeds 0-2.

@@ -52,13 +52,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.population.update(seeds=3, ablations="adversarial+contrastive+class_entropy+class_consistency")
     config.eval_every = 0
     config.evals.generation.num_samples = 0
-  config.kplus1 = base.kplus1()
+  config.kplus1 = base.block("kplus1")
   if arg and arg.startswith("supervised_only"):
-    config.kplus1.unsupervised_weight = 0.0
+    config.adversarial.weight = 0.0
     del config.contrastive
   else:
-    config.kplus1.entropy = base.entropy()
-    config.kplus1.consistency = base.consistency()
+    config.kplus1.entropy = base.block("kplus1.entropy")
+    config.kplus1.consistency = base.block("kplus1.consistency")
     if not runlocal:
       # The error was still falling at 5,000 steps (3.9%): 2.7% (online D) at 7,000, 2.5% (EMA) at 8,000.
       config.total_steps = 8000

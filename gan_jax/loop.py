@@ -267,6 +267,16 @@ def _training_set(config: ml_collections.ConfigDict, mesh):
   return train_data, images_u8
 
 
+def _log_objective(config) -> None:
+  """What each player minimises, a line each, and what each ablation of a population zeroes."""
+  for line in terms.objective(config):
+    logging.info("%s", line)
+  full = terms.weights(config)
+  for member in {m.kind: m for m in population.members(config) if m.ablation}.values():
+    zeroed = [name for name, w in population.member_weights(config, member).items() if w == 0 and full[name]]
+    logging.info("Members %s: the same sums with %s at weight 0.", member.kind, ", ".join(zeroed))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        resume_command: str | None = None) -> dict[str, Any]:
   """Trains to `config.total_steps`, resuming from the latest checkpoint in `workdir`.
@@ -302,6 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   logging.info("Training %s on %s: %d images %s (%d in this process), %d device(s).",
                f"{len(members)} members" if len(members) > 1 else "one run", train_data.name, num_examples,
                train_data.images.shape[1:], len(train_data), jax.device_count())
+  _log_objective(config)
   gan = state_lib.make_gan(config)
   init_fn = functools.partial(population.init_state, gan, config, num_examples=num_examples)
   manager = checkpoints.make_manager(workdir, keep=config.keep)

@@ -37,12 +37,12 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 # Streams of randomness derived from config.seed by fold_in, so adding one never moves another.
 _INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM, _LABELLED_STREAM = range(5)
 # The fields of every config (defaults and comments: configs/base.py). Optional beside them:
-# the term blocks (`terms.BLOCK_FIELDS`), absent where the term is off, and `debug_nan_step`
+# the term blocks (`terms.BLOCKS`), absent where the term is off, and `debug_nan_step`
 # (tests only: the losses of that step are made NaN).
-FIELDS = ("seed", "data", "image_size", "channels", "model", "loss", "augment", "n_dis", "batch_size", "total_steps",
+FIELDS = ("seed", "data", "image_size", "channels", "model", "augment", "n_dis", "batch_size", "total_steps",
           "ema_decay", "d_ema_decay", "g_optimizer", "d_optimizer", "steps_per_call", "log_every", "save_every",
           "keep", "sample_every", "num_samples", "eval_every", "skip_nonfinite_updates", "population", "evals")
-OPTIONAL_FIELDS = ("debug_nan_step",) + tuple(b for b in terms.BLOCK_FIELDS if "." not in b)
+OPTIONAL_FIELDS = ("debug_nan_step",) + tuple(b for b in terms.BLOCKS if "." not in b)
 
 
 class GAN(NamedTuple):

@@ -79,7 +79,8 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], weights: dict
     weights: {term name: weight} of the enabled terms (`terms.weights`).
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_grad_norm, g_grad_norm,
-    d_param_norm, g_param_norm, each term's own (`d_real` and `d_fake`, the mean logits, ...),
+    d_param_norm, g_param_norm, each term's loss under its name (`d_adversarial`, ...) and its
+    other metrics (`d_real` and `d_fake`, the mean logits, ...),
     and with `skip_nonfinite` d_skipped (D updates skipped this step) and g_skipped.
   """
   step = state["step"]
@@ -163,12 +164,13 @@ def _generator_update(state, d_params, d_stats, last_real, key, *, gan: GAN, set
 
 
 def _weighted_sum(enabled, judged: Judged, weights, player: str):
-  """sum of weight x loss over the enabled terms, and their metrics, named `<player>_<metric>`."""
+  """sum of weight x loss over the enabled terms, and their metrics: each term's loss under
+  its name ("d_contrastive"), its other metrics as `<player>_<metric>`."""
   total, metrics = 0.0, {}
   for name, loss_fn, _ in enabled:
     loss, term_metrics = loss_fn(judged)
     total += weights[name] * loss
-    metrics.update({f"{player}_{k}": v for k, v in term_metrics.items()})
+    metrics.update({f"{player}_{k}": v for k, v in term_metrics.items()}, **{name: loss})
   return total, metrics
 
 

@@ -53,7 +53,7 @@ def states_after(config, steps: tuple[int, ...]) -> dict:
 def refit_config():
   """A tiny InfoGAN config whose Q heads are refitted (`refit.make_refit_fn`)."""
   config = tiny_config("mnist_infogan")
-  config.infogan.refit = base.refit(heads=2, steps=3, dim=8, learning_rate=1e-3)
+  config.infogan.refit = base.block("infogan.refit", heads=2, steps=3, dim=8, learning_rate=1e-3)
   return config
 
 

@@ -26,7 +26,7 @@ from gan_jax import state as state_lib
 
 @pytest.mark.parametrize("field,value,message", [
     ("model.name", "dcgann", r"config.model.name='dcgann' is not a model; allowed: dcgan, resnet$"),
-    ("loss", "hinged", r"config.loss='hinged' is not a loss; allowed: non_saturating, hinge, wasserstein"),
+    ("adversarial.loss", "hinged", r"config.adversarial.loss='hinged'; allowed: non_saturating, hinge, wasserstein"),
     ("d_optimizer.name", "sgd", r"config.d_optimizer.name='sgd'; allowed: adam, adamw"),
     ("total_steps", 0, r"config.total_steps=0 must be positive"),
     ("model.latent_dim", -3, r"config.model.latent_dim=-3 must be positive"),
@@ -119,7 +119,7 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
   try:
     abstract = lambda c: jax.eval_shape(lambda: state_lib.init_state(state_lib.make_gan(c), c))
     two = tiny_config(**{"model.latent_dim": 8})
-    two.infogan = base.infogan()  # A term switched on: its block is named as one change.
+    two.infogan = base.block("infogan")  # A term switched on: its block is named as one change.
     with pytest.raises(ValueError, match=r"config.infogan \(a block the saved config lacks\) and "
                        r"config.model.latent_dim=8 \(saved: 16\) change its shapes \(\d+ arrays differ, e.g. "):
       resume.check_resumable(two, str(workdir), manager, 4, abstract(two))

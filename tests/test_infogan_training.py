@@ -86,12 +86,12 @@ def test_two_identical_q_heads_train_as_one():
   _, m1 = jit_step(one_config, gan)(state, real, **neighbour)
   step_two = jit_step(two_config, two)
   _, m2 = step_two(two_state, real, **neighbour)
-  for name in ("d_loss", "g_loss", "d_code_loss", "d_code_neighbour_loss", "d_code_consistency_loss"):
+  for name in ("d_loss", "g_loss", "d_code_categorical", "d_code_neighbour_agreement", "d_code_consistency_loss"):
     np.testing.assert_allclose(m2[name], m1[name], rtol=2e-5, atol=1e-6, err_msg=name)
   # And an unlike second head moves the loss.
   params["code_1"] = {**params["code_1"], "bias": jax.random.normal(jax.random.PRNGKey(2), (k,))}
   _, m3 = step_two({**two_state, "discriminator": {**state["discriminator"], "params": params}}, real, **neighbour)
-  assert abs(float(m3["d_code_loss"]) - float(m1["d_code_loss"])) > 1e-3
+  assert abs(float(m3["d_code_categorical"]) - float(m1["d_code_categorical"])) > 1e-3
 
 
 def test_infogan_terms_report_their_metrics_and_self_labelling_counts_from_its_start():
@@ -107,11 +107,12 @@ def test_infogan_terms_report_their_metrics_and_self_labelling_counts_from_its_s
     return jax.device_get(new["discriminator"]["params"]), metrics
 
   params, metrics = after(3, 1.0)
-  assert {"d_code_loss", "d_code_acc", "g_code_loss", "d_code_continuous_loss", "g_code_continuous_loss",
-          "d_code_consistency_loss", "d_code_consistency_kept", "d_code_neighbour_loss",
+  assert {"d_code_categorical", "d_code_acc", "g_code_categorical", "d_code_continuous", "g_code_continuous",
+          "d_code_consistency", "d_code_consistency_loss", "d_code_consistency_kept", "d_code_neighbours",
+          "d_code_neighbour_agreement",
           "d_code_neighbour_marginal_entropy"} <= set(metrics)
   # Minus the log of a probability that two distributions over K clusters agree: >= 0.
-  assert float(metrics["d_code_neighbour_loss"]) >= 0.0
+  assert float(metrics["d_code_neighbour_agreement"]) >= 0.0
   # Threshold 0: every real image's weak view sets a target, so the term is a cross-entropy > 0.
   assert float(metrics["d_code_consistency_kept"]) == 1.0 and float(metrics["d_code_consistency_loss"]) > 0
   same = lambda a, b: all(jax.tree.leaves(jax.tree.map(lambda x, y: np.allclose(x, y, rtol=1e-5, atol=1e-6), a, b)))
@@ -126,7 +127,7 @@ def test_infogan_trains_and_eval_reports_its_row(heads, refit, tmp_path):
                                                           "evals.representation.n_init": 1, "infogan.heads": heads})
   config.infogan.neighbours.k = 3
   if refit:
-    config.infogan.refit = base.refit(heads=refit, steps=5, dim=8)
+    config.infogan.refit = base.block("infogan.refit", heads=refit, steps=5, dim=8)
   state = loop.train_and_evaluate(config, str(tmp_path))
   if refit:  # Fitted at the last step, and so chosen among by eval.py.
     assert int(state["code_refit_step"]) == 2 and representation.refit_current(state)

@@ -87,7 +87,7 @@ def test_kplus1_terms_report_their_metrics_and_the_generator_matches_features():
   config = tiny_config("mnist_ssl", **{"kplus1.consistency.threshold": 0.0})
   gan, state = initial_state(config)
   _, metrics = jit_step(config, gan)(state, real, labelled=real[:, :4], labels=jnp.array([[0, 1, 2, 3]]))
-  assert {"d_supervised_loss", "d_supervised_acc", "d_class_entropy", "g_feature_matching",
+  assert {"d_supervised", "d_supervised_acc", "d_class_entropy", "g_feature_matching",
           "d_class_consistency_loss", "d_class_consistency_kept"} <= set(metrics)
   assert float(metrics["d_class_consistency_kept"]) == 1.0 and float(metrics["d_class_consistency_loss"]) > 0
   np.testing.assert_allclose(metrics["g_loss"], metrics["g_feature_matching"])
@@ -112,7 +112,7 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
     for images in image_sets:
       new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), population.weights(config), images, labelled,
                                     labels)  # It donates its state.
-      assert float(metrics["d_supervised_loss"][0]) > 0
+      assert float(metrics["d_supervised"][0]) > 0
       after.append(jax.tree.leaves(new_state["discriminator"]["params"]))
     return after
 

@@ -49,7 +49,7 @@ def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
     discriminators.append(jax.device_get(state["discriminator"]))
     state, metrics = train_fn(state, population.weights(config), images)
     tables.append(np.asarray(state["neighbours"]))
-    assert np.isfinite(metrics["d_code_neighbour_loss"]).all()
+    assert np.isfinite(metrics["d_code_neighbour_agreement"]).all()
   at_0, at_2 = np.asarray(mine(discriminators[0])), np.asarray(mine(discriminators[2]))
   assert not np.array_equal(at_0, at_2)  # Else the check below could not tell a refresh from none.
   np.testing.assert_array_equal(tables[0], at_0)

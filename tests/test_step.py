@@ -48,7 +48,9 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   assert not np.allclose(other["discriminator"]["params"]["conv1"]["kernel"],
                          after_one["discriminator"]["params"]["conv1"]["kernel"])
   # The same forward pass, weighted otherwise: D's loss lost its contrastive term.
-  np.testing.assert_allclose(first["d_loss"] - other_metrics["d_loss"], first["d_contrastive_loss"], rtol=1e-5)
+  np.testing.assert_allclose(first["d_loss"] - other_metrics["d_loss"], first["d_contrastive"], rtol=1e-5)
+  # D's loss is the weighted sum of its terms' losses, each logged under the term's name.
+  np.testing.assert_allclose(first["d_loss"], first["d_adversarial"] + first["d_contrastive"], rtol=1e-6)
   assert int(after_one["step"]) == 1 and int(state["step"]) == 2
   for net in ("generator", "discriminator"):
     changed = jax.tree.map(lambda x, y: not np.array_equal(x, y), before[net]["params"], after_one[net]["params"])
@@ -56,14 +58,15 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   assert not np.array_equal(before["generator"]["batch_stats"]["project_bn"]["mean"],
                             after_one["generator"]["batch_stats"]["project_bn"]["mean"])
   assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
-                          "d_param_norm", "g_param_norm", "d_contrastive_loss", "d_contrastive_acc"}
+                          "d_param_norm", "g_param_norm", "d_adversarial", "g_adversarial", "d_contrastive",
+                          "d_contrastive_acc"}
   assert all(np.isfinite(jax.device_get(v)).all() for v in metrics.values())
 
 
 def test_n_dis_and_gradient_penalty_step():
-  config = tiny_config(n_dis=2, loss="wasserstein", augment="")
+  config = tiny_config(n_dis=2, augment="", **{"adversarial.loss": "wasserstein"})
   del config.contrastive
-  config.gradient_penalty = base.gradient_penalty()
+  config.gradient_penalty = base.block("gradient_penalty")
   _, state = initial_state(config)
   new_state, metrics = jit_step(config)(state, real_batches((2, 8, 28, 28, 1)))
   assert float(metrics["d_gradient_penalty"]) > 0
@@ -74,11 +77,11 @@ def test_n_dis_and_gradient_penalty_step():
 
 def test_r1_rotation_and_contrastive_terms_report_and_train_their_heads():
   config = tiny_config("mnist_dcgan:rotation")
-  config.r1 = base.r1()
+  config.r1 = base.block("r1")
   gan, state = initial_state(config)
   assert {"rotation", "projection"} <= set(state["discriminator"]["params"])
   new_state, metrics = jit_step(config, gan)(state, real_batches((1, 8, 28, 28, 1)))
-  assert {"d_rotation_loss", "d_rotation_acc", "g_rotation_loss", "d_contrastive_loss", "d_r1"} <= set(metrics)
+  assert {"d_rotation", "d_rotation_acc", "g_rotation", "d_contrastive", "d_r1"} <= set(metrics)
   assert float(metrics["d_r1"]) > 0 and all(np.isfinite(float(v)) for v in metrics.values())
   for name in ("rotation", "projection"):
     head = lambda s: s["discriminator"]["params"][name]["kernel"]
@@ -97,7 +100,7 @@ def test_the_step_makes_each_batch_from_its_own_stream():
   views = [project(augment.diff_augment(jax.random.fold_in(update_key, 10 + i), real[0], step_lib.VIEWS))
            for i in (0, 1)]
   loss, _ = contrastive.nt_xent(*views, 0.2)
-  np.testing.assert_allclose(metrics["d_contrastive_loss"], loss, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(metrics["d_contrastive"], loss, rtol=1e-4, atol=1e-5)
   swapped, _ = contrastive.nt_xent(views[0], project(real[0]), 0.2)
   assert abs(float(swapped) - float(loss)) > 1e-4  # The check above can tell other views apart.
 

@@ -1,7 +1,7 @@
 """The adversarial terms: D tells real from generated images, G makes D call its images real.
 
 Each loss is a pair `(discriminator_loss(real_B, fake_B), generator_loss(fake_B))` of scalar
-means over the batch, chosen by name with `config.loss`:
+means over the batch, chosen by name with `config.adversarial.loss`:
 
   * `non_saturating`: the DCGAN loss (Goodfellow et al. 2014, with the generator's
     non-saturating form -log D(G(z))), written with softplus for stability.
@@ -11,12 +11,14 @@ means over the batch, chosen by name with `config.loss`:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gan_jax.terms.core import Judged
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term
 
 
 class AdversarialLoss(NamedTuple):
@@ -58,12 +60,6 @@ LOSSES = {
 }
 
 
-def get_loss(name: str) -> AdversarialLoss:
-  if name not in LOSSES:
-    raise ValueError(f"config.loss={name!r} is not a loss; allowed: {', '.join(LOSSES)}")
-  return LOSSES[name]
-
-
 def discriminator_term(d: Judged, *, loss: str):
   """D's real/fake loss on the (augmented) real and generated batches; metrics: their mean logits."""
   real_B, fake_B = d.logit("real"), d.logit("fake")
@@ -73,3 +69,20 @@ def discriminator_term(d: Judged, *, loss: str):
 def generator_term(d: Judged, *, loss: str):
   """G's loss on D's logits of its (augmented) images."""
   return LOSSES[loss].generator(d.logit("fake")), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Adversarial:
+  """The adversarial game, on in every recipe (its block is in configs/base.py)."""
+  loss: str = options.field("non_saturating", "The loss of both players.", tuple(LOSSES))
+  weight: float = options.field(1.0, "In D's loss (0: the K+1 GAN's supervised-only control).", ">= 0")
+
+
+BLOCKS = {"adversarial": Adversarial}
+TERMS = (
+    Term("d_adversarial", discriminator_term, inputs=("real", "fake"), block="adversarial", weight="weight",
+         options=("loss",)),
+    # The K+1 GAN's G matches D's features instead of fooling it (`kplus1.feature_matching_term`).
+    Term("g_adversarial", generator_term, inputs=("fake",), block="adversarial", weight=1.0, options=("loss",),
+         unless="kplus1"),
+)

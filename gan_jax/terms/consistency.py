@@ -4,11 +4,14 @@ targets are the head's own confident predictions on a weakly augmented view."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax.terms.core import Judged, code_logits, over_heads
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term, code_logits, over_heads
 
 
 def pseudo_label_loss(weak_logits_BxK: jax.Array, strong_logits_BxK: jax.Array,
@@ -30,3 +33,20 @@ def consistency_term(d: Judged, *, head: str, threshold: float, start: int):
   loss, kept = over_heads(lambda weak, strong: pseudo_label_loss(weak, strong, threshold),
                           logits[d.parts["weak"]], logits[d.parts["view0"]])
   return (d.step >= start) * loss, {f"{head}_consistency_loss": loss, f"{head}_consistency_kept": kept}
+
+
+@dataclasses.dataclass(frozen=True)
+class Consistency:
+  """FixMatch's self-labelling on a head (Q's clusters, or the K+1 classifier's classes)."""
+  weight: float = options.field(1.0, "In D's loss.", ">= 0")
+  threshold: float = options.field(0.95, "Confidence a weak view's prediction needs to become a target.", "[0, 1]")
+  start: int = options.field(0, "The step from which the term counts.", ">= 0")
+
+
+BLOCKS = {"infogan.consistency": Consistency, "kplus1.consistency": Consistency}
+TERMS = (
+    Term("d_code_consistency", consistency_term, inputs=("weak", "view0"), block="infogan.consistency",
+         weight="weight", options=("threshold", "start"), constants={"head": "code"}),
+    Term("d_class_consistency", consistency_term, inputs=("weak", "view0"), block="kplus1.consistency",
+         weight="weight", options=("threshold", "start"), constants={"head": "class"}),
+)

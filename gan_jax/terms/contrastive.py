@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax.terms.core import Judged
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term
 
 
 def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[jax.Array, jax.Array]:
@@ -26,4 +29,17 @@ def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[j
 def contrastive_term(d: Judged, *, temperature: float):
   """NT-Xent between D's projections of the real batch's views 0 and 1."""
   loss, acc = nt_xent(d.feature("view0", "projection"), d.feature("view1", "projection"), temperature)
-  return loss, {"contrastive_loss": loss, "contrastive_acc": acc}
+  return loss, {"contrastive_acc": acc}
+
+
+@dataclasses.dataclass(frozen=True)
+class Contrastive:
+  """SimCLR's NT-Xent on two augmented views of each real image, through a projection head on D."""
+  weight: float = options.field(1.0, "In D's loss.", ">= 0")
+  temperature: float = options.field(0.2, "NT-Xent's temperature.", "> 0")
+  projection_dim: int = options.field(128, "Width of the projection head's output.", "> 0")
+
+
+BLOCKS = {"contrastive": Contrastive}
+TERMS = (Term("d_contrastive", contrastive_term, inputs=("view0", "view1"), block="contrastive", weight="weight",
+              options=("temperature",)),)

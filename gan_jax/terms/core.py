@@ -1,4 +1,5 @@
-"""What every loss term reads, and the pieces several families of terms share.
+"""What every loss term reads, how a term declares itself, and the pieces several families of
+terms share.
 
 A loss term is a pure function `term(judged, **options) -> (loss, metrics)`: `judged` holds
 the discriminator's outputs on every batch the step made for the enabled terms, and each
@@ -12,6 +13,42 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+
+# The batches a term may read, in the order D judges them: augmented real and generated
+# images, the labelled batch, rotated images, two views of the real batch, a view of each real
+# image's mined neighbour, and the weak (translated only) view.
+BATCHES = ("real", "fake", "labelled", "rotated", "view0", "view1", "neighbour", "weak")
+
+
+class Term(NamedTuple):
+  """One loss term of one player, as its family module declares it (`TERMS`).
+
+  name: its key in the weights and the metrics; "d_..." for D's terms, "g_..." for G's.
+  loss: `loss(judged, **options) -> (loss, metrics)`.
+  inputs: the batches (`BATCHES`) it reads.
+  block: the path of the config block whose presence switches it on ("infogan.neighbours").
+  weight: the block's field that holds its weight, or a constant weight.
+  weight_scale: a constant factor of that weight (R1's gamma / 2).
+  options: the block's fields passed to `loss` as keyword arguments (static in the step).
+  constants: fixed keyword arguments of `loss`.
+  requires: a field of the block that must be non-zero for the term to be on.
+  unless: a block whose presence switches the term off (another term replaces it).
+  """
+  name: str
+  loss: Callable[..., Any]
+  inputs: tuple[str, ...]
+  block: str
+  weight: str | float
+  weight_scale: float = 1.0
+  options: tuple[str, ...] = ()
+  constants: dict[str, Any] = {}
+  requires: str | None = None
+  unless: str | None = None
+
+  @property
+  def player(self) -> str:
+    return self.name.split("_", 1)[0]
 
 
 class Judged(NamedTuple):

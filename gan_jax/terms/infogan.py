@@ -9,10 +9,14 @@ embedding, `neighbours`), against the entropy of the batch's mean prediction.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from gan_jax.terms.core import Judged, classification_loss, code_logits, mutual_information_loss, over_heads
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term, classification_loss, code_logits, mutual_information_loss, over_heads
 
 
 def continuous_code_loss(mean_BxC: jax.Array, codes_BxC: jax.Array) -> jax.Array:
@@ -34,13 +38,12 @@ def categorical_term(d: Judged):
   """Cross-entropy of Q (every head) on the generated images against their categorical codes."""
   q = code_logits(d.features)[d.parts["fake"]]
   loss, acc = over_heads(lambda logits: classification_loss(logits, d.batch["categories"]), q)
-  return loss, {"code_loss": loss, "code_acc": acc}
+  return loss, {"code_acc": acc}
 
 
 def continuous_term(d: Judged):
   """Q's Gaussian error in recovering the generated images' continuous codes."""
-  loss = continuous_code_loss(d.feature("fake", "code_mean"), d.batch["continuous"])
-  return loss, {"code_continuous_loss": loss}
+  return continuous_code_loss(d.feature("fake", "code_mean"), d.batch["continuous"]), {}
 
 
 def neighbours_term(d: Judged, *, entropy_weight: float):
@@ -49,5 +52,69 @@ def neighbours_term(d: Judged, *, entropy_weight: float):
   q = code_logits(d.features)
   agreement = over_heads(neighbour_consistency_loss, q[d.parts["view0"]], q[d.parts["neighbour"]])
   _, _, marginal = over_heads(mutual_information_loss, q[d.parts["view0"]])
-  return agreement - entropy_weight * marginal, {"code_neighbour_loss": agreement,
+  return agreement - entropy_weight * marginal, {"code_neighbour_agreement": agreement,
                                                  "code_neighbour_marginal_entropy": marginal}
+
+
+@dataclasses.dataclass(frozen=True)
+class InfoGAN:
+  """InfoGAN: G's input gets codes, and D's Q head must recover them from the generated images."""
+  categories: int = options.field(
+      10, "Values of the categorical code (0: none); a real image's cluster is argmax Q(c | x).", ">= 0")
+  continuous: int = options.field(2, "Continuous codes, uniform in [-1, 1].", ">= 0")
+  categorical_weight: float = options.field(1.0, "In both players' losses.", ">= 0")
+  continuous_weight: float = options.field(0.1, "In both players' losses.", ">= 0")
+  heads: int = options.field(
+      1, "Q heads over the categorical code, each trained from its own start; evaluation picks one.", "> 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbours:
+  """SCAN's term: Q's clusters of real images agree with their nearest neighbours'."""
+  weight: float = options.field(3.0, "In D's loss.", ">= 0")
+  entropy_weight: float = options.field(
+      5.0, "SCAN's weight of the entropy of the batch's mean prediction, subtracted.", ">= 0")
+  k: int = options.field(20, "Neighbours mined per training image, by D's embedding.", "> 0")
+  refresh: int = options.field(500, "Steps between minings.", "> 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Refit:
+  """Q heads fitted afresh on the frozen D when training ends (`refit.py`; no loss term)."""
+  heads: int = options.field(
+      20, "Heads, each from its own start; evaluation picks the lowest SCAN loss among all heads.", "> 0")
+  steps: int = options.field(3000, "Adam steps of each head.", "> 0")
+  batch_size: int = options.field(256, "Images per Adam step.", "> 0")
+  learning_rate: float = options.field(3e-3, "The heads' Adam step size.", "> 0")
+  k: int = options.field(20, "SCAN's neighbours per image.", "> 0")
+  dim: int = options.field(
+      1024, "Principal components of D's features the heads read (folded into them afterwards).", "> 0")
+
+
+BLOCKS = {"infogan": InfoGAN, "infogan.neighbours": Neighbours, "infogan.refit": Refit}
+TERMS = (
+    Term("d_code_categorical", categorical_term, inputs=("fake",), block="infogan", weight="categorical_weight",
+         requires="categories"),
+    Term("d_code_continuous", continuous_term, inputs=("fake",), block="infogan", weight="continuous_weight",
+         requires="continuous"),
+    Term("d_code_neighbours", neighbours_term, inputs=("view0", "neighbour"), block="infogan.neighbours",
+         weight="weight", options=("entropy_weight",)),
+    Term("g_code_categorical", categorical_term, inputs=("fake",), block="infogan", weight="categorical_weight",
+         requires="categories"),
+    Term("g_code_continuous", continuous_term, inputs=("fake",), block="infogan", weight="continuous_weight",
+         requires="continuous"),
+)
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """What the fields' bounds cannot say: a code of one value, and blocks that cluster by a
+  categorical code in a config without one."""
+  code = config.get("infogan")
+  if code is None:
+    return
+  if code.categories == 1:
+    raise ValueError(f"config.infogan.categories={code.categories!r}: a code needs 0 or >= 2 values")
+  needs_categories = [f"config.infogan.{name}" for name in ("neighbours", "consistency", "refit") if name in code]
+  needs_categories += ["config.infogan.heads > 1"] if code.heads > 1 else []
+  if needs_categories and not code.categories:
+    raise ValueError(f"{needs_categories[0]} needs config.infogan.categories >= 2 (it clusters by that code)")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from gan_jax.terms.core import Judged
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term
 
 
 def gradient_penalty(discriminate: Callable[[jax.Array], jax.Array], real_BxHxWxC: jax.Array,
@@ -37,11 +39,26 @@ def r1_penalty(discriminate: Callable[[jax.Array], jax.Array], real_BxHxWxC: jax
 
 def gradient_penalty_term(d: Judged):
   """WGAN-GP between the un-augmented real and generated batches."""
-  penalty = gradient_penalty(d.discriminate, d.batch["real"], d.batch["fake"], d.batch["key"])
-  return penalty, {"gradient_penalty": penalty}
+  return gradient_penalty(d.discriminate, d.batch["real"], d.batch["fake"], d.batch["key"]), {}
 
 
 def r1_term(d: Judged):
   """R1 on the real images as D judges them (augmented)."""
-  penalty = r1_penalty(d.discriminate, d.image("real"))
-  return penalty, {"r1": penalty}
+  return r1_penalty(d.discriminate, d.image("real")), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientPenalty:
+  """WGAN-GP: (||grad D||_2 - 1)^2 between real and generated images (with adversarial.loss="wasserstein")."""
+  weight: float = options.field(10.0, "In D's loss (10 in the paper).", ">= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class R1:
+  """R1: gamma / 2 x E ||grad D(real)||^2."""
+  gamma: float = options.field(10.0, "The penalty's weight, halved.", ">= 0")
+
+
+BLOCKS = {"gradient_penalty": GradientPenalty, "r1": R1}
+TERMS = (Term("d_gradient_penalty", gradient_penalty_term, inputs=(), block="gradient_penalty", weight="weight"),
+         Term("d_r1", r1_term, inputs=("real",), block="r1", weight="gamma", weight_scale=0.5))

@@ -4,10 +4,13 @@ the turns of its own images are predictable."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
-from gan_jax.terms.core import Judged, classification_loss
+from gan_jax import options
+from gan_jax.terms.core import Judged, Term, classification_loss
 
 
 def rotate90(images_BxHxWxC: jax.Array, quarter_turns_B: jax.Array) -> jax.Array:
@@ -20,4 +23,16 @@ def rotation_term(d: Judged):
   """Cross-entropy of the rotation head on batch "rotated" (real images for D, generated
   ones for G) against the turns applied."""
   loss, acc = classification_loss(d.feature("rotated", "rotation_logits"), d.batch["turns"])
-  return loss, {"rotation_loss": loss, "rotation_acc": acc}
+  return loss, {"rotation_acc": acc}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rotation:
+  """SS-GAN's rotation head: D predicts which quarter turn was applied to an image."""
+  d_weight: float = options.field(1.0, "In D's loss, on rotated real images.", ">= 0")
+  g_weight: float = options.field(0.2, "In G's loss, on rotated generated images.", ">= 0")
+
+
+BLOCKS = {"rotation": Rotation}
+TERMS = (Term("d_rotation", rotation_term, inputs=("rotated",), block="rotation", weight="d_weight"),
+         Term("g_rotation", rotation_term, inputs=("rotated",), block="rotation", weight="g_weight"))

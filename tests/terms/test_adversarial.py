@@ -4,7 +4,6 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from conftest import judged
 from gan_jax.terms import adversarial
@@ -46,7 +45,3 @@ def test_terms_read_the_real_and_fake_batches_and_report_their_mean_logits():
   np.testing.assert_allclose(loss, 1.25, rtol=1e-6)
   assert metrics == {}
 
-
-def test_unknown_loss_names_the_field():
-  with pytest.raises(ValueError, match=r"config.loss='hinj'.*allowed: non_saturating, hinge, wasserstein"):
-    adversarial.get_loss("hinj")
