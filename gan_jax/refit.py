@@ -9,7 +9,7 @@ picked the best of them (docs/research_log.md).
 
 `fit_heads` and its parts are pure functions of arrays; `make_refit_fn` runs them on a train
 state and writes the heads into Q's `code_refit_hidden_{j}` / `code_refit_{j}` layers
-(`models.heads`).
+(`terms.infogan.refit_heads`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from gan_jax import neighbours
 from gan_jax import parallel
 from gan_jax import population
 from gan_jax import terms
-from gan_jax.models import heads
+from gan_jax.terms import infogan
 from gan_jax.state import GAN
 from gan_jax.terms.core import mutual_information_loss
 from gan_jax.terms.infogan import neighbour_consistency_loss
@@ -129,9 +129,9 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   `2 x R`: online D, then its EMA). For a population, each member's, along a leading axis."""
   refit = config.infogan.refit
   mining = terms.block(config, "infogan.neighbours")
-  fit = functools.partial(fit_heads, num_heads=refit.heads, hidden=gan.discriminator.code_hidden,
+  fit = functools.partial(fit_heads, num_heads=refit.heads, hidden=infogan.Q_HIDDEN,
                           categories=config.infogan.categories, steps=refit.steps, batch_size=refit.batch_size,
-                          learning_rate=refit.learning_rate, dim=refit.dim, act=heads.REFIT_ACTIVATION,
+                          learning_rate=refit.learning_rate, dim=refit.dim, act=infogan.REFIT_ACTIVATION,
                           entropy_weight=mining.entropy_weight if mining is not None else SCAN_ENTROPY_WEIGHT)
 
   def refit_params(params, variables, images_u8, key):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -47,7 +49,10 @@ def make_ema_variables_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   independent of the batch they are drawn in.
   """
   z_stats = sample_latents(jax.random.fold_in(seed_keys(seed)["sample"], 1), num_stat_samples, gan)[0]
-  batch_statistics = gan.generator.clone(bn_momentum=0.0)
+  # Momentum 0: the running statistics become those of this one batch. A generator without
+  # BatchNorm (no `bn_momentum`) has none to compute.
+  has_statistics = "bn_momentum" in {f.name for f in dataclasses.fields(gan.generator)}
+  batch_statistics = gan.generator.clone(bn_momentum=0.0) if has_statistics else gan.generator
 
   def ema_variables(state):
     variables = {**state["generator"], "params": state["g_ema_params"]}

@@ -112,22 +112,14 @@ def make_optimizer(opt_config: ml_collections.ConfigDict, num_updates: int) -> o
 def make_gan(config: ml_collections.ConfigDict) -> GAN:
   """Builds the modules and optimizers that a config names; D carries the heads its terms read."""
   module = models.get_model_module(config.model.name)
-  m = config.model
-  dtype = jnp.dtype(m.dtype)
-  code, kp1, contrastive = config.get("infogan"), config.get("kplus1"), config.get("contrastive")
-  generator = module.Generator(image_size=config.image_size, channels=config.channels,
-                               base_features=m.generator_features, conv_backward=m.conv_backward, dtype=dtype)
-  discriminator = module.Discriminator(
-      image_size=config.image_size, base_features=m.discriminator_features,
-      stride1_convs=m.discriminator_stride1_convs, rotation_head="rotation" in config,
-      projection_dim=contrastive.projection_dim if contrastive else 0,
-      code_categories=code.categories if code else 0, code_continuous=code.continuous if code else 0,
-      code_heads=code.heads if code else 1, code_refit_heads=code.refit.heads if code and "refit" in code else 0,
-      num_classes=kp1.num_classes if kp1 else 0, conv_backward=m.conv_backward, dtype=dtype)
+  code = config.get("infogan")
+  generator = models.build(module.Generator, config.model, image_size=config.image_size, channels=config.channels)
+  backbone = models.build(module.Backbone, config.model, image_size=config.image_size)
+  discriminator = models.Discriminator(backbone, heads=terms.heads(config), outputs=terms.logit_outputs(config))
   return GAN(generator, discriminator,
              make_optimizer(config.g_optimizer, config.total_steps),
              make_optimizer(config.d_optimizer, config.total_steps * config.n_dis),
-             m.latent_dim, code.categories if code else 0, code.continuous if code else 0)
+             config.model.latent_dim, code.categories if code else 0, code.continuous if code else 0)
 
 
 def seed_keys(seed: int) -> dict[str, jax.Array]:

@@ -91,10 +91,9 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], weights: dict
   (d_params, d_stats, d_opt_state), d_metrics = repeat(
       d_update, (state["discriminator"]["params"], d_stats, state["d_opt_state"]),
       (batch, jax.random.split(d_key, settings.n_dis)), settings.n_dis)
-  g_params, batch_stats, g_opt_state, g_metrics = _generator_update(
+  g_params, g_stats, g_opt_state, g_metrics = _generator_update(
       state, d_params, d_stats, batch["real"][-1], g_key, gan=gan, settings=settings, weights=weights)
-  new_state = {**state, "step": step + 1, "generator": {**state["generator"], "params": g_params,
-                                                        "batch_stats": batch_stats},
+  new_state = {**state, "step": step + 1, "generator": {**state["generator"], **g_stats, "params": g_params},
                "discriminator": {**state["discriminator"], **d_stats, "params": d_params},
                "g_opt_state": g_opt_state, "d_opt_state": d_opt_state}
   for name, params, decay in (("g_ema_params", g_params, settings.ema_decay),
@@ -139,26 +138,26 @@ def _discriminator_update(carry, inputs, *, gan: GAN, settings: StepSettings, we
 
 
 def _generator_update(state, d_params, d_stats, last_real, key, *, gan: GAN, settings: StepSettings, weights):
-  """The G update against the updated D: (params, batch_stats, opt_state, metrics)."""
+  """The G update against the updated D: (params, new non-parameter variables, opt_state, metrics)."""
   g_vars, step = state["generator"], state["step"]
 
   def loss_fn(g_params):
-    fake, batch_stats, (categories, continuous) = _generate(gan, g_vars, g_params, key, last_real.shape[0], settings)
+    fake, g_stats, (categories, continuous) = _generate(gan, g_vars, g_params, key, last_real.shape[0], settings)
     images, parts, made = _judged_images(terms.inputs(settings.terms.generator, G_ORDER), key, G_STREAMS,
                                          {"real": last_real, "fake": fake}, settings.augment, rotate=fake)
     logits, features, _ = _discriminate(gan, d_params, d_stats, images)
     made.update(categories=categories, continuous=continuous)
     judged = Judged(images, logits, features, parts, made, step, None)
     loss, metrics = _weighted_sum(settings.terms.generator, judged, weights, "g")
-    return _poison(loss, step, settings), (batch_stats, metrics)
+    return _poison(loss, step, settings), (g_stats, metrics)
 
-  (loss, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_vars["params"])
+  (loss, (g_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_vars["params"])
   updates, opt_state = gan.g_tx.update(grads, state["g_opt_state"], g_vars["params"])
-  new = (optax.apply_updates(g_vars["params"], updates), batch_stats, opt_state)
+  new = (optax.apply_updates(g_vars["params"], updates), g_stats, opt_state)
   metrics.update(g_loss=loss, g_grad_norm=optax.tree.norm(grads))
   if settings.skip_nonfinite:
     ok = _all_finite((loss, grads))
-    new = _keep_if(ok, new, (g_vars["params"], g_vars["batch_stats"], state["g_opt_state"]))
+    new = _keep_if(ok, new, (g_vars["params"], {k: g_vars[k] for k in g_stats}, state["g_opt_state"]))
     metrics["g_skipped"] = 1 - ok.astype(jnp.int32)
   return *new, metrics
 
@@ -191,12 +190,13 @@ def _judged_images(names, key, streams, sources, policy, rotate):
 
 
 def _generate(gan: GAN, g_vars, g_params, key, batch_size: int, settings: StepSettings):
-  """(images, new batch_stats, (categories, continuous)) of G on `batch_size` latents from `key`."""
+  """(images, G's new non-parameter variables ({"batch_stats": ...}; {} without BatchNorm),
+  (categories, continuous)) of G on `batch_size` latents from `key`."""
   z, categories, continuous = sample_latents(key, batch_size, gan)
   if settings.batch_sharding is not None:
     z = jax.lax.with_sharding_constraint(z, settings.batch_sharding)
   images, updates = gan.generator.apply({**g_vars, "params": g_params}, z, train=True, mutable=["batch_stats"])
-  return images, updates["batch_stats"], (categories, continuous)
+  return images, dict(updates), (categories, continuous)
 
 
 def _discriminate(gan: GAN, d_params, stats, x, update: bool = False):

@@ -54,6 +54,23 @@ def tiny_config(base: str = "mnist_dcgan", **overrides):
   return config
 
 
+def discriminator(image_size: int = 28, blocks: dict | None = None, **model):
+  """D as `state.make_gan` builds it: mnist_dcgan's model at width 4 (no stride-1 convolutions,
+  `model` changes), with the heads of the term blocks `blocks` ({path: changes}) and no other."""
+  from configs import base
+  from gan_jax import state as state_lib
+  config = tiny_config(image_size=image_size)
+  del config.contrastive
+  config.model.update({"discriminator_features": 4, **model})
+  for path, changes in (blocks or {}).items():
+    *parents, leaf = path.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = base.block(path, **changes)
+  return state_lib.make_gan(config).discriminator
+
+
 def initial_state(config, gan=None, num_examples: int = 0):
   """(gan, `state.init_state` of `config` under `jax.jit`)."""
   import jax

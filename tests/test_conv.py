@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import discriminator
 from gan_jax import conv
 from gan_jax.models import dcgan
 
@@ -43,7 +44,7 @@ def test_upsample2x_equals_conv_transpose_at_odd_and_even_sizes():
 
 def test_discriminator_is_the_same_function_and_parameters_with_either_backward():
   images = random(0, (4, 32, 32, 3))
-  fast, plain = (dcgan.Discriminator(image_size=32, base_features=4, conv_backward=b) for b in ("phase", "xla"))
+  fast, plain = (discriminator(32, discriminator_stride1_convs=True, conv_backward=b) for b in ("phase", "xla"))
   # Random values in D's variables (its initialiser is not what is compared here).
   variables = random_like(1, jax.eval_shape(fast.init, jax.random.PRNGKey(1), images))
   loss = lambda d: jax.jit(jax.grad(lambda v, x: jnp.mean(d.apply(v, x)[0] ** 2), argnums=(0, 1)))(variables, images)

@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import discriminator
 from gan_jax.evaluation import features
-from gan_jax.models import dcgan
 
 
 def test_adaptive_max_pool_by_hand():
@@ -20,7 +20,7 @@ def test_adaptive_max_pool_by_hand():
                                                 ("dcgan", 16 * (4 + 8 + 16)),
                                                 ("pre_logits", 4 * 4 * 16)])
 def test_discriminator_features_shapes_and_batching(representation, dim):
-  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  d = discriminator()
   images = np.random.default_rng(0).integers(0, 256, (7, 28, 28, 1), dtype=np.uint8)
   variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
   out = features.discriminator_features(d, variables, images, representation=representation, batch_size=3)
@@ -31,7 +31,7 @@ def test_discriminator_features_shapes_and_batching(representation, dim):
 
 
 def test_several_representations_in_one_pass_equal_one_at_a_time():
-  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, projection_dim=5)
+  d = discriminator(blocks={"contrastive": dict(projection_dim=5)})
   images = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
   variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
   names = ("dcgan", "projection", "last_conv_max")
@@ -46,10 +46,10 @@ def test_several_representations_in_one_pass_equal_one_at_a_time():
 
 def test_projection_head_is_read_where_the_discriminator_has_one():
   images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
-  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, projection_dim=5)
+  d = discriminator(blocks={"contrastive": dict(projection_dim=5)})
   variables = d.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
   assert features.discriminator_features(d, variables, images, representation="projection").shape == (3, 5)
-  plain = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  plain = discriminator()
   variables = plain.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
   with pytest.raises(ValueError, match=r"representation 'projection': this discriminator has no such head"):
     features.discriminator_features(plain, variables, images, representation="projection")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from conftest import initial_state, jit_step, tiny_config
+from conftest import discriminator, initial_state, jit_step, tiny_config
 from gan_jax import data
 from gan_jax import loop
 from gan_jax import neighbours
@@ -20,7 +20,7 @@ from gan_jax import sampling
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
 from gan_jax.evaluation import representation
-from gan_jax.models import dcgan
+from gan_jax.terms import infogan
 
 
 def test_grid_has_one_row_per_code_value():
@@ -55,12 +55,12 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
 
 def test_q_heads_each_have_their_own_layers_and_the_first_is_code_logits():
   x = jnp.zeros((2, 28, 28, 1))
-  one = dcgan.Discriminator(image_size=28, base_features=8, stride1_convs=False, code_categories=5, code_continuous=2)
-  three = one.clone(code_heads=3)
+  one = discriminator(blocks={"infogan": dict(categories=5, continuous=2)}, discriminator_features=8)
+  three = discriminator(blocks={"infogan": dict(categories=5, continuous=2, heads=3)}, discriminator_features=8)
   v1, v3 = one.init(jax.random.PRNGKey(0), x), three.init(jax.random.PRNGKey(0), x)
   assert not {k for k in v1["params"] if k.startswith("code_")} - {"code_hidden"}  # Names as before heads existed.
   assert {"code_hidden_1", "code_1", "code_hidden_2", "code_2"} <= set(v3["params"])
-  assert v3["params"]["code_2"]["kernel"].shape == (three.code_hidden, 5)  # Categorical outputs only.
+  assert v3["params"]["code_2"]["kernel"].shape == (infogan.Q_HIDDEN, 5)  # Categorical outputs only.
   _, features = three.apply(v3, jax.random.normal(jax.random.PRNGKey(1), (2, 28, 28, 1)))
   heads = features["code_logits_heads"]
   assert heads.shape == (2, 3, 5)

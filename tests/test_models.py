@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.models import dcgan
+from conftest import discriminator
 from gan_jax import models
+from gan_jax.models import dcgan
 
 
 def test_upsample_equals_flax_conv_transpose():
@@ -22,14 +23,14 @@ def test_upsample_equals_flax_conv_transpose():
 @pytest.mark.parametrize("size,channels,convs", [(28, 1, 7), (32, 3, 7), (64, 3, 9)])
 def test_shapes_and_named_features(size, channels, convs):
   # Shapes and names only: traced by jax.eval_shape, nothing compiled or run.
-  g = dcgan.Generator(image_size=size, channels=channels, base_features=4)
+  g = dcgan.Generator(image_size=size, channels=channels, generator_features=4)
   z = jax.ShapeDtypeStruct((2, 8), jnp.float32)
   g_vars = jax.eval_shape(lambda z: g.init(jax.random.PRNGKey(1), z, train=False), z)
   images, updates = jax.eval_shape(lambda v, z: g.apply(v, z, train=True, mutable=["batch_stats"]), g_vars, z)
   assert images.shape == (2, size, size, channels)
   assert "batch_stats" in g_vars and set(updates) == {"batch_stats"}
 
-  d = dcgan.Discriminator(image_size=size, base_features=4)
+  d = discriminator(size, discriminator_stride1_convs=True)
   d_vars = jax.eval_shape(lambda x: d.init(jax.random.PRNGKey(2), x), images)
   logits, features = jax.eval_shape(d.apply, d_vars, images)
   assert logits.shape == (2,)
@@ -41,7 +42,7 @@ def test_shapes_and_named_features(size, channels, convs):
 def test_standard_cnn_matches_sngan_table3():
   # The SNGAN paper's 32-pixel "standard CNN": D widths 64-64-128-128-256-256-512.
   # Shapes only: traced by jax.eval_shape, nothing compiled or run.
-  d = dcgan.Discriminator(image_size=32)
+  d = discriminator(32, discriminator_stride1_convs=True, discriminator_features=64)
   x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
   _, features = jax.eval_shape(lambda x: d.apply(d.init(jax.random.PRNGKey(0), x), x), x)
   assert [features[f"conv{i}"].shape[-1] for i in range(1, 8)] == [64, 64, 128, 128, 256, 256, 512]
@@ -54,7 +55,7 @@ def test_standard_cnn_matches_sngan_table3():
 
 
 def test_plain_dcgan_discriminator_has_only_strided_convs():
-  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False)
+  d = discriminator()
   x = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
   _, features = jax.eval_shape(lambda x: d.apply(d.init(jax.random.PRNGKey(0), x), x), x)
   assert [features[k].shape[1:] for k in ("conv1", "conv2", "conv3")] == [(14, 14, 4), (7, 7, 8), (4, 4, 16)]
@@ -69,7 +70,7 @@ def test_unsupported_size_and_unknown_model_are_clear_errors():
 
 def test_spectral_norm_keeps_the_top_singular_value_near_one():
   from gan_jax.models import resnet
-  d = resnet.Discriminator(base_features=16)
+  d = models.Discriminator(resnet.Backbone(discriminator_features=16))
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))
   variables = d.init(jax.random.PRNGKey(1), x)
   # Scale the weights far from norm 1, then run the power iteration a few times.

@@ -7,7 +7,7 @@ import numpy as np
 from gan_jax import refit
 from gan_jax.evaluation import metrics as metrics_lib
 from gan_jax.evaluation import representation
-from gan_jax.models import heads as heads_lib
+from gan_jax.terms import infogan
 
 
 def test_refit_heads_find_separated_clusters_and_fold_the_projection_into_their_first_layer():
@@ -17,7 +17,7 @@ def test_refit_heads_find_separated_clusters_and_fold_the_projection_into_their_
   features = (rng.normal(size=(3, 40)) * 4)[labels] + rng.normal(size=(90, 40))
   neighbours = np.stack([rng.choice(np.flatnonzero((labels == y) & (np.arange(90) != i)), 5, replace=False)
                          for i, y in enumerate(labels)])
-  act = heads_lib.REFIT_ACTIVATION
+  act = infogan.REFIT_ACTIVATION
   dense, head_losses = refit.fit_heads(jax.random.key(0), jnp.asarray(features), jnp.asarray(neighbours),
                                        num_heads=2, hidden=16, categories=3, steps=300, batch_size=32,
                                        learning_rate=1e-2, entropy_weight=5.0, dim=6, act=act)

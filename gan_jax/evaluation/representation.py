@@ -31,6 +31,7 @@ import numpy as np
 from sklearn import neighbors
 
 from gan_jax import data
+from gan_jax import models
 from gan_jax.terms.core import mutual_information_loss
 from gan_jax.terms.infogan import neighbour_consistency_loss
 from gan_jax.evaluation.protocol import evaluate
@@ -73,9 +74,15 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   return int(np.argmin(head_losses)), head_losses
 
 
+def _outputs(discriminator: nn.Module) -> dict[str, Any]:
+  """{feature name: shape} of what `discriminator` outputs: which heads it carries."""
+  size = discriminator.backbone.image_size
+  return models.feature_shapes(discriminator, (size, size, 1))
+
+
 def _code_head_names(discriminator: nn.Module, refit: bool) -> tuple[str, ...]:
   """The features `code_head_logits` concatenates: the trained heads', then the refit ones'."""
-  return (("code_logits_heads",) if getattr(discriminator, "code_heads", 1) > 1 else ("code_logits",)) + \
+  return (("code_logits_heads",) if "code_logits_heads" in _outputs(discriminator) else ("code_logits",)) + \
       (("code_logits_refit",) if refit else ())
 
 
@@ -86,7 +93,7 @@ def _stack_heads(logits: tuple[np.ndarray, ...]) -> np.ndarray:
 def code_head_logits(discriminator: nn.Module, variables, images_u8: np.ndarray, batch_size: int = 500,
                      refit: bool = False) -> np.ndarray:
   """`N x H x K`: every Q head's logits on uint8 images, the trained heads first (one
-  without `code_heads`), then, with `refit`, the heads fitted after training."""
+  without several heads), then, with `refit`, the heads fitted after training."""
   return _stack_heads(features_lib.discriminator_features(
       discriminator, variables, images_u8, representation=_code_head_names(discriminator, refit),
       batch_size=batch_size))
@@ -97,7 +104,7 @@ def choose_code_head(discriminator: nn.Module, variables, images_u8: np.ndarray,
   """`select_code_head` among `code_head_logits` on uint8 images (the training split), its
   neighbours by the contrastive projection (what training mines them by) or, without one,
   by `pre_logits`; one pass of the discriminator over the images."""
-  embedding = "projection" if getattr(discriminator, "projection_dim", 0) else "pre_logits"
+  embedding = "projection" if "projection" in _outputs(discriminator) else "pre_logits"
   *logits, embeddings = features_lib.discriminator_features(
       discriminator, variables, images_u8, representation=_code_head_names(discriminator, refit) + (embedding,),
       batch_size=batch_size)
@@ -252,9 +259,10 @@ class Evaluator:
       return rows
     predict = lambda head: features_lib.head_predictions(self.discriminator, variables, self.test.images, head,
                                                          self.settings.batch_size)
-    if getattr(self.discriminator, "code_categories", 0):
+    outputs = _outputs(self.discriminator)
+    if "code_logits" in outputs and outputs["code_logits"].shape[-1]:
       choice = {}
-      if getattr(self.discriminator, "code_heads", 1) > 1 or refit:
+      if "code_logits_heads" in outputs or refit:
         head, head_losses = choose_code_head(self.discriminator, variables, self.train.images, self.settings.batch_size,
                                              refit)
         per_head = code_head_logits(self.discriminator, variables, self.test.images, self.settings.batch_size,
@@ -268,9 +276,9 @@ class Evaluator:
       rows["categorical_code"] = {
           "code": {**metrics.clustering_metrics(self.test.labels, clusters),
                    "contingency": metrics.contingency_matrix(self.test.labels, clusters).tolist(),
-                   "num_clusters": int(self.discriminator.code_categories),
+                   "num_clusters": int(outputs["code_logits"].shape[-1]),
                    "clusters_used": int(len(np.unique(clusters))), **choice}}
-    if getattr(self.discriminator, "num_classes", 0):
+    if "class_logits" in outputs:
       accuracy = float(np.mean(predict("class_logits") == self.test.labels))
       rows["semi_supervised"] = {"classifier": {"test_accuracy": accuracy, "test_error": 1.0 - accuracy,
                                                 "num_labels": int(self.num_labels)}}

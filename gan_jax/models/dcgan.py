@@ -6,7 +6,7 @@ With the defaults at 32 pixels these are the "standard CNN" of the SNGAN paper
   D: conv3x3 64, conv4x4 s2 64, conv3x3 128, conv4x4 s2 128, conv3x3 256, conv4x4 s2 256,
      conv3x3 512, LeakyReLU(0.1) after each, dense 1.
 At 28 pixels the generator starts from 7x7 (two upsamplings); at 64 it has four.
-`stride1_convs=False` drops D's 3x3 stride-1 convolutions, leaving a DCGAN-style
+`discriminator_stride1_convs=False` drops D's 3x3 stride-1 convolutions, leaving a DCGAN-style
 discriminator of 4x4 stride-2 convolutions (Radford et al. 2016, but like the SNGAN
 standard CNN without BatchNorm and with LeakyReLU 0.1).
 
@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import conv
-from gan_jax.models import heads
 
 # Generator start resolution and number of 2x upsamplings for each image size.
 _GENERATOR_PLAN = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -86,7 +85,7 @@ class Generator(nn.Module):
   """z `B x latent_dim` -> images `B x S x S x channels` in [-1, 1]."""
   image_size: int = 32
   channels: int = 3
-  base_features: int = 64
+  generator_features: int = 64
   # Running statistics keep `momentum` of the old value per training-mode call; 0 makes
   # them the statistics of the current batch (used to set the EMA generator's).
   bn_momentum: float = 0.9
@@ -99,7 +98,7 @@ class Generator(nn.Module):
     start, num_up = _GENERATOR_PLAN[self.image_size]
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5,
                                      scale_init=_bn_scale_init, dtype=self.dtype, name=name)
-    width = self.base_features * 2**num_up
+    width = self.generator_features * 2**num_up
     x = nn.Dense(start * start * width, kernel_init=dcgan_init, dtype=self.dtype, name="project")(z_BxZ)
     x = x.reshape(-1, start, start, width)
     x = nn.relu(norm("project_bn")(x))
@@ -112,57 +111,37 @@ class Generator(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
-class Discriminator(nn.Module):
-  """images `B x S x S x C` -> (logits `B`, features {name: activation}).
-
-  `features` holds every convolution's activation (`conv1` ... `convN`, each
-  `B x h x w x c`) and `pre_logits` (the flattened last activation), for the
-  evaluators that read representations by name; with `rotation_head`, also
-  `rotation_logits` (`B x 4`), the self-supervised head of SS-GAN (Chen et al. 2019);
-  with `projection_dim`, also `projection` (`B x projection_dim`), the SimCLR-style
-  projection head of a contrastive loss on real images (as in ContraD, Jeong & Shin 2021);
-  with `code_categories` / `code_continuous`, InfoGAN's Q head (Chen et al. 2016) on the
-  shared body: `code_logits` (`B x code_categories`) and `code_mean` (`B x code_continuous`);
-  with `num_classes`, the K+1 classifier of Salimans et al. 2016: the final layer gives
-  `class_logits` (`B x num_classes`) and the real/fake logit is their logsumexp (the
-  "fake" class has its logit fixed at 0).
-  """
+class Backbone(nn.Module):
+  """D's body: images `B x S x S x C` -> (pre_logits `B x F`, {`conv1` ... `convN`: each
+  convolution's activation, `B x h x w x c`}); `pre_logits` is the last one flattened. The
+  real/fake layer and the heads are `models.Discriminator`'s."""
   image_size: int = 32
-  base_features: int = 64
-  stride1_convs: bool = True
-  rotation_head: bool = False
-  projection_dim: int = 0
-  code_categories: int = 0
-  code_continuous: int = 0
-  code_hidden: int = 128  # Width of the Q head's hidden layer.
-  code_heads: int = 1  # Q heads over the categorical code (`heads.discriminator_heads`).
-  code_refit_heads: int = 0  # Q heads fitted after training (`heads.discriminator_heads`).
-  num_classes: int = 0
+  discriminator_features: int = 64
+  discriminator_stride1_convs: bool = True
   conv_backward: str = "phase"  # How 4x4 stride-2 gradients are computed: `conv.BACKWARDS`.
   dtype: Any = jnp.float32
 
+  @staticmethod
+  def head_dense(features: int, name: str, dtype):
+    return lambda x, train: nn.Dense(features, kernel_init=dcgan_init, dtype=dtype, name=name)(x)
+
+  head_activation = staticmethod(lambda x: nn.leaky_relu(x, 0.1))
+
   @nn.compact
-  def __call__(self, x_BxSxSxC, *, train: bool = True):
-    del train  # No batch-dependent layers; kept so every discriminator has one signature.
+  def __call__(self, x_BxSxSxC, *, train: bool = False):
+    del train  # No batch-dependent layers.
     check_image_size(self.image_size)
-    act = lambda x: nn.leaky_relu(x, 0.1)
-    conv_layer = lambda f, k, s, name: Conv(f, k, s, backward=self.conv_backward, dtype=self.dtype, name=name)
     features = {}
     x = x_BxSxSxC.astype(self.dtype)
     layers = []
     for stage in range(_DISCRIMINATOR_STAGES[self.image_size]):
-      width = self.base_features * 2**stage
-      if self.stride1_convs:
+      width = self.discriminator_features * 2**stage
+      if self.discriminator_stride1_convs:
         layers.append((width, 3, 1))
       layers.append((width, 4, 2))
-    if self.stride1_convs:
+    if self.discriminator_stride1_convs:
       layers.append((2 * width, 3, 1))
     for n, (f, k, s) in enumerate(layers, start=1):
-      x = act(conv_layer(f, k, s, f"conv{n}")(x))
+      x = self.head_activation(Conv(f, k, s, backward=self.conv_backward, dtype=self.dtype, name=f"conv{n}")(x))
       features[f"conv{n}"] = x
-    x = x.reshape(x.shape[0], -1)
-    features["pre_logits"] = x
-    dense = lambda n, name: nn.Dense(n, kernel_init=dcgan_init, dtype=self.dtype, name=name)
-    logits = heads.discriminator_heads(self, x, dense(self.num_classes or 1, "logits")(x), features, dense, act)
-    return logits, features
-
+    return x.reshape(x.shape[0], -1), features

@@ -11,21 +11,18 @@ Spectral normalisation is Flax's `nn.SpectralNorm`: one power iteration per trai
 call, its `u` and `sigma` in the discriminator's "batch_stats" collection (so in the
 train state, checkpointed and restored with it). Weights use Xavier-uniform initialisation
 (gain 1, sqrt(2) in the residual paths' convolutions, as in the SNGAN code).
-The discriminator returns (logits, features) like `dcgan.Discriminator`: `conv1` ... `conv4`
-are its blocks' outputs (the last after the final ReLU), `pre_logits` the sum-pooled
-features, and the same optional heads (`heads.discriminator_heads`).
+The backbone returns (pre_logits, features) like `dcgan.Backbone`: `conv1` ... `conv4` are
+its blocks' outputs (the last after the final ReLU), `pre_logits` the sum-pooled features.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import heads
 
 SUPPORTED_IMAGE_SIZES = (32,)
 
@@ -69,15 +66,14 @@ class Generator(nn.Module):
   """z `B x latent_dim` -> images `B x 32 x 32 x channels` in [-1, 1]."""
   image_size: int = 32
   channels: int = 3
-  base_features: int = 256
+  generator_features: int = 256
   bn_momentum: float = 0.9
-  conv_backward: str = "phase"  # Unused (no strided convolutions); kept for one model signature.
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z_BxZ, *, train: bool):
     check_image_size(self.image_size)
-    width = self.base_features
+    width = self.generator_features
     x = nn.Dense(4 * 4 * width, kernel_init=_xavier, dtype=self.dtype, name="project")(z_BxZ)
     x = x.reshape(-1, 4, 4, width)
     for i in range(3):
@@ -124,22 +120,21 @@ class DiscriminatorBlock(nn.Module):
     return h + shortcut
 
 
-class Discriminator(nn.Module):
-  """images `B x 32 x 32 x C` -> (logits `B`, features {name: activation}); `train=True`
-  runs a power iteration of every spectral norm (call with mutable=["batch_stats"])."""
+class Backbone(nn.Module):
+  """D's body: images `B x 32 x 32 x C` -> (pre_logits `B x F`, the sum-pooled features;
+  {`conv1` ... `conv4`: the blocks' outputs, the last after SNGAN's final ReLU}). `train=True`
+  runs a power iteration of every spectral norm (call with mutable=["batch_stats"]); the
+  real/fake layer and the heads (`models.Discriminator`) are spectrally normalised too."""
   image_size: int = 32
-  base_features: int = 128
-  stride1_convs: bool = True  # Unused; kept for one model signature.
-  rotation_head: bool = False
-  projection_dim: int = 0
-  code_categories: int = 0
-  code_continuous: int = 0
-  code_hidden: int = 128
-  code_heads: int = 1  # Q heads over the categorical code (`heads.discriminator_heads`).
-  code_refit_heads: int = 0  # Q heads fitted after training (`heads.discriminator_heads`).
-  num_classes: int = 0
-  conv_backward: str = "phase"  # Unused.
+  discriminator_features: int = 128
   dtype: Any = jnp.float32
+
+  @staticmethod
+  def head_dense(features: int, name: str, dtype):
+    layer = nn.SpectralNorm(nn.Dense(features, kernel_init=_xavier, dtype=dtype, name=name), name=f"{name}_sn")
+    return lambda x, train: layer(x, update_stats=train)
+
+  head_activation = staticmethod(lambda x: nn.leaky_relu(x, 0.1))
 
   @nn.compact
   def __call__(self, x_BxSxSxC, *, train: bool = False):
@@ -147,16 +142,9 @@ class Discriminator(nn.Module):
     features = {}
     x = x_BxSxSxC.astype(self.dtype)
     for i, downsample in enumerate((True, True, False, False)):
-      x = DiscriminatorBlock(self.base_features, downsample, first=i == 0, dtype=self.dtype,
+      x = DiscriminatorBlock(self.discriminator_features, downsample, first=i == 0, dtype=self.dtype,
                              name=f"block{i + 1}")(x, train)
       features[f"conv{i + 1}"] = x
     x = nn.relu(x)
     features["conv4"] = x  # The last block's output after SNGAN's final ReLU, as D's head reads it.
-    x = x.sum(axis=(1, 2))
-    features["pre_logits"] = x
-    sn_dense = lambda n, name: nn.SpectralNorm(nn.Dense(n, kernel_init=_xavier, dtype=self.dtype, name=name),
-                                               name=f"{name}_sn")
-    dense = lambda n, name: functools.partial(sn_dense(n, name), update_stats=train)
-    act = lambda h: nn.leaky_relu(h, 0.1)
-    logits = heads.discriminator_heads(self, x, dense(self.num_classes or 1, "logits")(x), features, dense, act)
-    return logits, features
+    return x.sum(axis=(1, 2)), features

@@ -2,7 +2,8 @@
 
 Each module here is a family of terms, and declares itself: `BLOCKS` ({config path: options
 dataclass}, the fields with defaults, bounds and docs: `gan_jax/options.py`), `TERMS` (its
-`core.Term`s) and, where the bounds cannot say it all, `check(config)`. A term is on where its
+`core.Term`s), the heads on D its terms read (`HEADS`, `core.Head`s) and, where the bounds
+cannot say it all, `check(config)`. A term is on where its
 block is present; the step builds the union of the batches the enabled terms read, judges them
 in one pass of D, and sums the terms times their weights, which enter the compiled step as
 values: runs that differ only in weights share one program. Adding a regulariser: a function
@@ -21,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 import ml_collections
 
 from gan_jax import options
-from gan_jax.terms.core import BATCHES, Term
+from gan_jax.terms.core import BATCHES, Head, Term
 
 # Modules here that declare no terms.
 _PARTS = ("core",)
@@ -30,6 +31,7 @@ FAMILIES = tuple(importlib.import_module(f"{__name__}.{m.name}") for m in sorted
 # {config path: options dataclass} of every family, and every term, D's and G's in the order they are summed.
 BLOCKS = {path: declaration for family in FAMILIES for path, declaration in family.BLOCKS.items()}
 TERMS = tuple(term for family in FAMILIES for term in family.TERMS)
+HEADS = tuple(head for family in FAMILIES for head in getattr(family, "HEADS", ()))
 DISCRIMINATOR = tuple(t for t in TERMS if t.player == "d")
 GENERATOR = tuple(t for t in TERMS if t.player == "g")
 
@@ -86,6 +88,22 @@ def enabled(config: ml_collections.ConfigDict) -> Enabled:
 def weights(config: ml_collections.ConfigDict) -> dict[str, float]:
   """{term name: weight} of the terms `config` switches on."""
   return {t.name: _weight(t, config) for t in TERMS if _on(t, config)}
+
+
+def _built(head: Head, config) -> bool:
+  node = block(config, head.block)
+  return node is not None and (not head.requires or any(node[name] for name in head.requires))
+
+
+def heads(config: ml_collections.ConfigDict) -> tuple[tuple[Callable[..., Any], tuple[tuple[str, Any], ...]], ...]:
+  """(build, options) of each head on D that `config`'s blocks ask for (`models.Discriminator`)."""
+  return tuple((h.build, tuple((name, block(config, h.block)[name]) for name in h.options))
+               for h in HEADS if _built(h, config))
+
+
+def logit_outputs(config: ml_collections.ConfigDict) -> int:
+  """The width of D's real/fake layer: 1, or what a head's block sets (the K+1 classifier's K)."""
+  return max([block(config, h.block)[h.outputs] for h in HEADS if h.outputs and _built(h, config)] + [1])
 
 
 def inputs(terms, order: tuple[str, ...] = BATCHES) -> tuple[str, ...]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from gan_jax import options
-from gan_jax.terms.core import Judged, Term
+from gan_jax.terms.core import Head, Judged, Term
 
 
 def nt_xent(z1_BxP: jax.Array, z2_BxP: jax.Array, temperature: float) -> tuple[jax.Array, jax.Array]:
@@ -40,6 +41,15 @@ class Contrastive:
   projection_dim: int = options.field(128, "Width of the projection head's output.", "> 0")
 
 
+def projection_head(x_BxF, logits_BxK, features, *, dense, act, dtype, projection_dim: int):
+  """SimCLR's projection (as in ContraD, Jeong & Shin 2021): `projection`, `B x projection_dim`."""
+  del dense
+  h = act(nn.Dense(2 * projection_dim, dtype=dtype, name="projection_hidden")(x_BxF))
+  features["projection"] = nn.Dense(projection_dim, dtype=dtype, name="projection")(h).astype(jnp.float32)
+  return logits_BxK
+
+
 BLOCKS = {"contrastive": Contrastive}
+HEADS = (Head(projection_head, block="contrastive", options=("projection_dim",)),)
 TERMS = (Term("d_contrastive", contrastive_term, inputs=("view0", "view1"), block="contrastive", weight="weight",
               options=("temperature",)),)

@@ -51,6 +51,26 @@ class Term(NamedTuple):
     return self.name.split("_", 1)[0]
 
 
+class Head(NamedTuple):
+  """A head on D's `pre_logits` that a family's terms read, built where its block is present
+  (`models.Discriminator`).
+
+  build: `build(x_BxF, logits_BxK, features, *, dense, act, dtype, **options) -> logits_BxK`:
+    adds its outputs to `features` (its layers are D's submodules) and returns the real/fake
+    logits, changed or not; `dense(n, name)` is the backbone's kind of final layer, `act` its
+    activation.
+  block: the config block whose presence builds it.
+  options: the block's fields passed to `build`.
+  requires: fields of the block of which one must be non-zero for the head to be built.
+  outputs: the block's field that sets the width of D's real/fake layer (the K+1 classifier's K).
+  """
+  build: Callable[..., Any]
+  block: str
+  options: tuple[str, ...] = ()
+  requires: tuple[str, ...] = ()
+  outputs: str | None = None
+
+
 class Judged(NamedTuple):
   """D's outputs on the named batches the enabled terms asked for, judged in one pass.
 

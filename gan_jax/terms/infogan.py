@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from gan_jax import options
-from gan_jax.terms.core import Judged, Term, classification_loss, code_logits, mutual_information_loss, over_heads
+from gan_jax.terms.core import Head, Judged, Term, classification_loss, code_logits, mutual_information_loss, over_heads
 
 
 def continuous_code_loss(mean_BxC: jax.Array, codes_BxC: jax.Array) -> jax.Array:
@@ -91,7 +92,50 @@ class Refit:
       1024, "Principal components of D's features the heads read (folded into them afterwards).", "> 0")
 
 
+# Width of the hidden layer of every Q head, trained or refit.
+Q_HIDDEN = 128
+# The hidden activation of the refit Q heads, which `refit.py` fits with the same function.
+REFIT_ACTIVATION = lambda x: nn.leaky_relu(x, 0.1)  # pylint: disable=unnecessary-lambda-assignment
+_q_init = nn.initializers.normal(0.02)
+
+
+def code_head(x_BxF, logits_BxK, features, *, dense, act, dtype, categories: int, continuous: int, heads: int):
+  """InfoGAN's Q (Chen et al. 2016): `code_logits` (`B x categories`) and `code_mean`
+  (`B x continuous`). With `heads` = H > 1, H - 1 more heads over the categorical code, each
+  with its own hidden layer (`code_hidden_{i}`, `code_{i}`), all reading the same input: the
+  heads of SCAN and IIC, which start apart and may settle on different clusterings, so that
+  one can be chosen by its loss; `code_logits_heads` (`B x H x categories`) holds all of them."""
+  del dense
+  hidden = lambda name: act(nn.Dense(Q_HIDDEN, kernel_init=_q_init, dtype=dtype, name=name)(x_BxF))
+  q = nn.Dense(categories + continuous, kernel_init=_q_init, dtype=dtype, name="code")(hidden("code_hidden"))
+  q = q.astype(jnp.float32)
+  features["code_logits"], features["code_mean"] = q[:, :categories], q[:, categories:]
+  if heads > 1:
+    more = [nn.Dense(categories, kernel_init=_q_init, dtype=dtype, name=f"code_{i}")(hidden(f"code_hidden_{i}"))
+            for i in range(1, heads)]
+    features["code_logits_heads"] = jnp.stack([features["code_logits"], *[h.astype(jnp.float32) for h in more]],
+                                              axis=1)
+  return logits_BxK
+
+
+def refit_heads(x_BxF, logits_BxK, features, *, dense, act, dtype, heads: int):
+  """`heads` = R more heads of Q's shape (`code_refit_hidden_{j}`, `code_refit_{j}`) that no
+  loss trains: `refit.py` fits them on D's frozen features when training ends. Their logits
+  are `code_logits_refit` (`B x R x categories`), and what they read is `code_input`."""
+  del dense, act
+  categories = features["code_logits"].shape[-1]
+  features["code_input"] = x_BxF
+  features["code_logits_refit"] = jnp.stack([
+      nn.Dense(categories, dtype=dtype, name=f"code_refit_{j}")(REFIT_ACTIVATION(
+          nn.Dense(Q_HIDDEN, dtype=dtype, name=f"code_refit_hidden_{j}")(x_BxF))).astype(jnp.float32)
+      for j in range(heads)], axis=1)
+  return logits_BxK
+
+
 BLOCKS = {"infogan": InfoGAN, "infogan.neighbours": Neighbours, "infogan.refit": Refit}
+HEADS = (Head(code_head, block="infogan", options=("categories", "continuous", "heads"),
+              requires=("categories", "continuous")),
+         Head(refit_heads, block="infogan.refit", options=("heads",)))
 TERMS = (
     Term("d_code_categorical", categorical_term, inputs=("fake",), block="infogan", weight="categorical_weight",
          requires="categories"),

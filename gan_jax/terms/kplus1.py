@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import options
-from gan_jax.terms.core import Judged, Term, classification_loss, mutual_information_loss
+from gan_jax.terms.core import Head, Judged, Term, classification_loss, mutual_information_loss
 
 
 def feature_matching(real_features_BxF: jax.Array, fake_features_BxF: jax.Array) -> jax.Array:
@@ -52,7 +52,16 @@ class Entropy:
   weight: float = options.field(1.0, "In D's loss.", ">= 0")
 
 
+def class_head(x_BxF, logits_BxK, features, *, dense, act, dtype):
+  """The K+1 classifier (Salimans et al. 2016): D's final layer gives K `class_logits`, and the
+  real/fake logit is their logsumexp (the fake class's logit fixed at 0)."""
+  del x_BxF, dense, act, dtype
+  features["class_logits"] = logits_BxK
+  return jax.nn.logsumexp(logits_BxK, axis=-1, keepdims=True)
+
+
 BLOCKS = {"kplus1": KPlus1, "kplus1.entropy": Entropy}
+HEADS = (Head(class_head, block="kplus1", outputs="num_classes"),)
 TERMS = (
     Term("d_supervised", supervised_term, inputs=("labelled",), block="kplus1", weight="supervised_weight"),
     Term("d_class_entropy", entropy_term, inputs=("real",), block="kplus1.entropy", weight="weight"),

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import options
-from gan_jax.terms.core import Judged, Term, classification_loss
+from gan_jax.terms.core import Head, Judged, Term, classification_loss
 
 
 def rotate90(images_BxHxWxC: jax.Array, quarter_turns_B: jax.Array) -> jax.Array:
@@ -33,6 +33,14 @@ class Rotation:
   g_weight: float = options.field(0.2, "In G's loss, on rotated generated images.", ">= 0")
 
 
+def rotation_head(x_BxF, logits_BxK, features, *, dense, act, dtype):
+  """SS-GAN's head (Chen et al. 2019): `rotation_logits`, `B x 4`, D's kind of final layer."""
+  del act, dtype
+  features["rotation_logits"] = dense(4, "rotation")(x_BxF).astype(jnp.float32)
+  return logits_BxK
+
+
 BLOCKS = {"rotation": Rotation}
+HEADS = (Head(rotation_head, block="rotation"),)
 TERMS = (Term("d_rotation", rotation_term, inputs=("rotated",), block="rotation", weight="d_weight"),
          Term("g_rotation", rotation_term, inputs=("rotated",), block="rotation", weight="g_weight"))

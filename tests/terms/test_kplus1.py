@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conftest import judged
-from gan_jax.models import dcgan
+from conftest import discriminator, judged
 from gan_jax.terms import adversarial
 from gan_jax.terms import kplus1
 
 
 def test_k_plus_one_logit_is_the_logsumexp_of_the_class_logits():
-  d = dcgan.Discriminator(image_size=28, base_features=4, stride1_convs=False, num_classes=3)
+  d = discriminator(blocks={"kplus1": dict(num_classes=3)})
   x = jax.random.uniform(jax.random.PRNGKey(0), (5, 28, 28, 1), minval=-1, maxval=1)
   variables = d.init(jax.random.PRNGKey(1), x)
   logits, features = d.apply(variables, x)
