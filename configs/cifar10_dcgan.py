@@ -1,18 +1,11 @@
-r"""The SNGAN paper's "standard CNN" GAN on CIFAR-10 (Miyato et al. 2018, Table 3).
+r"""The SNGAN paper's "standard CNN" GAN on CIFAR-10 (Miyato et al. 2018, Table 3), DCGAN setting.
 
-Run (needs the tfds `cifar10` data; see README "Data"):
   python train.py --config=configs/cifar10_dcgan.py --workdir=runs/cifar10_dcgan
-A quick CPU smoke run of the same model:
   python train.py --config=configs/cifar10_dcgan.py:runlocal --workdir=/tmp/cifar10_smoke
 
-Model: G z128 -> 4x4x512 -> deconv 256/128/64 (BatchNorm, ReLU) -> conv3x3 -> tanh;
-D conv 64-64-128-128-256-256-512 (LeakyReLU 0.1) -> dense 1. Non-saturating loss,
-Adam(2e-4, b1=0.5, b2=0.999), n_dis=1, batch 64, 100k generator steps: the DCGAN
-setting ("C") of the SNGAN paper's Table 2.
-Published reference for this architecture: with spectral normalisation in D the SNGAN
-paper reports Inception Score 7.42 and FID 29.3 (5k samples); without it the
-optimizer settings of its Table 2 give IS between about 6 and 7. Not measured here: a
-100k-step run needs a GPU, and FID the InceptionV3 weights file (see the comment below).
+Needs the tfds `cifar10` data (README "Data") and a GPU for its 100k steps; `runlocal` is a
+20-step CPU check of the same model. Not measured here; published anchor for this model
+without spectral normalisation: Inception Score between about 6 and 7 (docs/results.md).
 """
 
 import ml_collections

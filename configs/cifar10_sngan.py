@@ -1,20 +1,12 @@
 r"""SNGAN on CIFAR-10: the ResNet generator and spectrally normalised discriminator of
 Miyato et al. 2018 (Table 4), with their hinge-loss recipe.
 
-Run (needs the tfds `cifar10` data and a GPU; see README "Data"):
   python train.py --config=configs/cifar10_sngan.py --workdir=runs/cifar10_sngan
-A CPU smoke run of the same model: `configs/cifar10_sngan.py:runlocal`.
+  python train.py --config=configs/cifar10_sngan.py:runlocal --workdir=/tmp/cifar10_sngan_smoke
 
-Model (`gan_jax/models/resnet.py`): G z128 -> 4x4x256 -> 3 ResBlocks up (256, BatchNorm)
--> conv3x3 -> tanh; D: 4 ResBlocks (128; two downsample), ReLU, global sum pool,
-dense 1, every layer of D spectrally normalised (Flax's SpectralNorm, one power
-iteration per D update, its state in the train state). Hinge loss, n_dis = 5,
-Adam(2e-4, b1=0.0, b2=0.9) for both, batch 64, learning rates decayed linearly to 0
-over 50k generator updates, generator EMA 0.9999 for samples.
-Published numbers for this recipe: the SNGAN paper gives Inception Score 8.22 and FID
-21.7 (ResNet, hinge, 50k samples vs the train set for IS; 10k test-set FID); torch-mimicry's
-reproduction reports FID about 17 (50k samples against the train set, 100k steps).
-Not measured here: a run needs a GPU, and FID the InceptionV3 weights (configs/cifar10_dcgan.py).
+Needs the tfds `cifar10` data (README "Data") and a GPU for its 50k generator updates;
+`runlocal` is a 10-step CPU check of the same model. Not measured here; published anchor: FID
+21.7 (the SNGAN paper; docs/results.md).
 """
 
 import ml_collections

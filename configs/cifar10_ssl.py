@@ -1,15 +1,13 @@
-r"""Semi-supervised CIFAR-10 with 4,000 labels (400 per class): the K+1 GAN on the standard CNN.
+r"""Semi-supervised CIFAR-10 with 4,000 labels (400 per class): the K+1 GAN of `mnist_ssl` on the
+standard CNN of `cifar10_dcgan`, DiffAugment on every image D sees.
 
-Run (needs the tfds `cifar10` data; see README "Data"):
   python train.py --config=configs/cifar10_ssl.py --workdir=runs/cifar10_ssl
   python eval.py --workdir=runs/cifar10_ssl
-The control on the same 4,000 labels alone: `configs/cifar10_ssl.py:supervised_only`.
+  python train.py --config=configs/cifar10_ssl.py:supervised_only --workdir=runs/cifar10_ssl_supervised
 
-Salimans et al. 2016's semi-supervised GAN (see `mnist_ssl`) on the SNGAN paper's standard
-CNN of `cifar10_dcgan` (D 64-64-128-128-256-256-512 with 10 class logits; G with feature
-matching), DiffAugment (translation, cutout) on every image D sees. Published anchors
-(their own architectures): Improved GAN 18.6% test error with 4,000 labels; Bad GAN 14.4%.
-Not measured here: a 100k-step run needs a GPU and the cifar10 data.
+Needs the tfds `cifar10` data (README "Data") and a GPU. Not measured here; published anchor:
+Improved GAN 18.6% test error with 4,000 labels (docs/results.md). Arguments: `runlocal`,
+`supervised_only` (the control on the same labels alone), `supervised_only,runlocal`.
 """
 
 import ml_collections
