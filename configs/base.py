@@ -84,6 +84,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return config
 
 
+def parse_arg(arg: str | None, allowed: tuple[str, ...]) -> frozenset[str]:
+  """The flags of a config's argument (`configs/x.py:supervised_only,runlocal` gives
+  {"supervised_only", "runlocal"}; None or "" gives none). `allowed` lists the accepted
+  arguments, each a flag or flags joined by commas, in any order; any other raises ValueError."""
+  flags = frozenset(arg.split(",")) if arg else frozenset()
+  if flags and flags not in {frozenset(a.split(",")) for a in allowed}:
+    raise ValueError(f"config argument {arg!r}; allowed: {', '.join(allowed)}")
+  return flags
+
+
 def optimizer(**changes) -> ml_collections.ConfigDict:
   """`config.g_optimizer` and `config.d_optimizer`."""
   return ml_collections.ConfigDict(dict(

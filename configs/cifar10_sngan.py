@@ -11,11 +11,13 @@ Needs the tfds `cifar10` data (README "Data") and a GPU for its 50k generator up
 
 import ml_collections
 
+from configs import base
 from configs import cifar10_dcgan
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = cifar10_dcgan.get_config("runlocal" if arg == "runlocal" else None)
+  flags = base.parse_arg(arg, ("runlocal",))
+  config = cifar10_dcgan.get_config("runlocal" if "runlocal" in flags else None)
   config.model.name = "resnet"
   config.model.generator_features = 256
   config.model.discriminator_features = 128
@@ -24,11 +26,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.ema_decay = 0.9999
   for opt in (config.g_optimizer, config.d_optimizer):
     opt.update(b1=0.0, b2=0.9, schedule="linear")
-  if arg == "runlocal":
+  if "runlocal" in flags:
     config.total_steps = 10
     config.log_every = config.save_every = config.sample_every = 5
   else:
     config.total_steps = 50_000
-    if arg:
-      raise ValueError(f"config argument {arg!r}; allowed: runlocal")
   return config

@@ -17,11 +17,10 @@ from configs import cifar10_dcgan
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  if arg not in (None, "runlocal", "supervised_only", "supervised_only,runlocal"):
-    raise ValueError(f"config argument {arg!r}; allowed: runlocal, supervised_only, supervised_only,runlocal")
-  config = cifar10_dcgan.get_config("runlocal" if arg and arg.endswith("runlocal") else None)
+  flags = base.parse_arg(arg, ("runlocal", "supervised_only", "supervised_only,runlocal"))
+  config = cifar10_dcgan.get_config("runlocal" if "runlocal" in flags else None)
   config.augment = "translation,cutout"
   config.kplus1 = base.block("kplus1", labels_per_class=400)
-  if arg and arg.startswith("supervised_only"):
+  if "supervised_only" in flags:
     config.adversarial.weight = 0.0
   return config

@@ -17,17 +17,16 @@ from configs import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  flags = base.parse_arg(arg, ("runlocal", "rotation", "ablations"))
   config = base.get_config()
   config.contrastive = base.block("contrastive")
-  if arg == "rotation":
+  if "rotation" in flags:
     config.rotation = base.block("rotation")
-  elif arg == "ablations":
+  if "ablations" in flags:
     config.population.update(seeds=3, ablations="adversarial,contrastive")
     config.eval_every = 0
     config.evals.generation.num_samples = 0
-  elif arg == "runlocal":  # A 200-step check of the whole pipeline.
+  if "runlocal" in flags:  # A 200-step check of the whole pipeline.
     config.total_steps = 200
     config.save_every = config.sample_every = config.eval_every = 100
-  elif arg:
-    raise ValueError(f"config argument {arg!r}; allowed: runlocal, rotation, ablations")
   return config
