@@ -149,7 +149,7 @@ def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_
 
 def test_the_representations_table_reads_eval_reports_beside_classifiers_on_pixels(population_run, population_report,
                                                                                    tmp_path):
-  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+  sys.path.insert(0, os.path.join(REPO, "tools"))
   import representations  # pylint: disable=g-import-not-at-top
   _, _, _, workdir = population_run
   with pytest.raises(SystemExit, match=r"--population \S+: no eval/step_<N>/metrics.json; run eval.py --workdir="):

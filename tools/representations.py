@@ -3,7 +3,7 @@ r"""Does a GAN help classify and cluster images? One table: eval.py's reports of
 
   python train.py --config=configs/mnist_dcgan.py:ablations --workdir=runs/ablations
   python eval.py --workdir=runs/ablations     # the same for mnist_infogan.py and mnist_ssl.py
-  python benchmarks/representations.py --population=GAN=runs/ablations \
+  python tools/representations.py --population=GAN=runs/ablations \
       --population=InfoGAN=runs/infogan_ablations --population="K+1 GAN=runs/ssl_ablations" \
       --out_dir=docs/representations
 
