@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny config that compiles in seconds on a 2-core CPU."""
 
+import json
 import os
 import sys
 
@@ -8,13 +9,17 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # `configs` is a folder of files, not an installed package.
 
-# The files that take longest (on a 2-core CPU, longest first); the others follow in their
-# usual order. `--dist loadfile` hands each worker the next file in this order when it is
-# nearly done with its last, so the long files start first and short ones fill in at the end
-# (pytest-xdist's own order, most tests first, left test_multihost.py, one test of minutes, last).
-SLOWEST_FILES = ("test_population.py", "test_faults.py", "test_infogan_training.py", "test_multihost.py",
-                 "test_generation.py", "test_parallel.py", "test_fingerprints.py", "test_kplus1_training.py",
-                 "test_eval.py", "test_loop.py", "test_step.py", "test_neighbours.py", "test_notebook.py")
+# Seconds each test file took in a whole run of the suite, as `pytest --record-durations`
+# measured them. The files run longest first: `--dist loadfile` hands each worker the next file
+# in this order when it is nearly done with its last, so the long files start first and short
+# ones fill in at the end (pytest-xdist's own order, most tests first, left test_multihost.py,
+# one test of minutes, last). A file not measured yet runs last.
+DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "durations.json")
+
+
+def pytest_addoption(parser):
+  parser.addoption("--record-durations", action="store_true",
+                   help=f"write each test file's seconds (setup, call, teardown) to {DURATIONS}")
 
 
 def pytest_configure(config):
@@ -23,28 +28,43 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable: a file's tests keep their order.
+  seconds = {}
+  if os.path.exists(DURATIONS):
+    with open(DURATIONS) as f:
+      seconds = json.load(f)
+  items.sort(key=lambda item: -seconds.get(item.path.name, 0.0))  # Stable: a file's tests keep their order.
+
+
+_FILE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):  # In the controller, for every worker's tests too.
+  name = os.path.basename(report.nodeid.split("::")[0])
+  _FILE_SECONDS[name] = _FILE_SECONDS.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+  if session.config.getoption("record_durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+    with open(DURATIONS, "w") as f:
+      json.dump({name: round(s, 1) for name, s in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1])}, f, indent=1)
+      f.write("\n")
+
+
+# What makes a config tiny: a few thousand parameters, steps every 2 (evaluations off: tests
+# that evaluate turn them on). `tiny_config` sets them; train.py gets them as `TINY`.
+TINY_FIELDS = {"model.latent_dim": 16, "model.generator_features": 8, "model.discriminator_features": 8,
+               "batch_size": 8, "steps_per_call": 1, "log_every": 2, "save_every": 2, "sample_every": 2,
+               "num_samples": 4, "eval_every": 0}
+TINY = [f"--config.{field}={value}" for field, value in TINY_FIELDS.items()]
 
 
 def tiny_config(base: str = "mnist_dcgan", **overrides):
   """A config of configs/ (default: the default one; `name:arg` passes arg to get_config)
-  shrunk to a few thousand parameters and a handful of steps."""
+  made tiny (`TINY_FIELDS`), 4 steps, no generation metrics; then `overrides` ({dotted field: value})."""
   import importlib
   name, _, arg = base.partition(":")
   config = importlib.import_module(f"configs.{name}").get_config(arg or None)
-  config.model.latent_dim = 16
-  config.model.generator_features = 8
-  config.model.discriminator_features = 8
-  config.batch_size = 8
-  config.steps_per_call = 1
-  config.total_steps = 4
-  config.log_every = 2
-  config.save_every = 2
-  config.sample_every = 2
-  config.eval_every = 0  # Tests that evaluate turn it on.
-  config.num_samples = 4
-  config.evals.generation.num_samples = 0  # Tests that score generation turn it on.
+  overrides = {**TINY_FIELDS, "total_steps": 4, "evals.generation.num_samples": 0, **overrides}
   for field, value in overrides.items():
     node = config
     *parents, leaf = field.split(".")
@@ -77,6 +97,38 @@ def initial_state(config, gan=None, num_examples: int = 0):
   from gan_jax import state as state_lib
   gan = gan or state_lib.make_gan(config)
   return gan, jax.jit(lambda: state_lib.init_state(gan, config, num_examples))()
+
+
+def states_after(config, steps: tuple[int, ...], weights: dict[str, float] | None = None) -> dict:
+  """{step: the host train state after that many calls of `step.make_train_fn` of `config` (a
+  population or not)}, from one run of max(steps) calls on every visible device, the data and
+  state placed as `loop.train_and_evaluate` places them (the same program, so the compilation
+  cache has it); with `weights` ({term: weight}, one run) instead of the config's if given."""
+  import functools
+  import jax
+  import numpy as np
+  from gan_jax import data, parallel, population, state as state_lib, step as step_lib
+  mesh = parallel.make_mesh(len(population.members(config)))
+  parallel.check_batch_size(config.batch_size, mesh)
+  gan = state_lib.make_gan(config)
+  train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
+                                  mesh=mesh)
+  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
+  init = functools.partial(population.init_state, gan, config, num_examples=images.shape[0])
+  state = jax.jit(init, out_shardings=parallel.by_member(mesh))()
+  train_fn = step_lib.make_train_fn(gan, config, mesh, images.shape[0])
+  weights = population.weights(config) if weights is None else {k: np.float32(v) for k, v in weights.items()}
+  states = {}
+  for step in range(1, max(steps) + 1):
+    state, _ = train_fn(state, weights, images)
+    if step in steps:
+      states[step] = jax.device_get(state)  # Before the next call, which donates `state`.
+  return states
+
+
+def run_steps(config, steps: int, weights: dict[str, float] | None = None):
+  """The host train state after `steps` calls of `step.make_train_fn` of `config` (`states_after`)."""
+  return states_after(config, (steps,), weights)[steps]
 
 
 def jit_step(config, gan=None):
@@ -164,7 +216,7 @@ def steps_on_one_device():
   process's one device (one run), flattened."""
   import parallel_worker
   return {step: parallel_worker.flatten(state) for step, state in
-          parallel_worker.states_after(tiny_config(), (3, 4)).items()}
+          states_after(tiny_config(), (3, 4)).items()}
 
 
 @pytest.fixture(scope="session")

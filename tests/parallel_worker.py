@@ -18,36 +18,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from conftest import tiny_config  # noqa: E402
+from conftest import run_steps, tiny_config  # noqa: E402
 from configs import base  # noqa: E402
-from gan_jax import data, loop, parallel, population, refit, state as state_lib, step as step_lib  # noqa: E402
-
-
-def run_steps(config, num_steps: int):
-  """The train state after `num_steps` steps of `config` on every visible device, on the host."""
-  return states_after(config, (num_steps,))[num_steps]
-
-
-def states_after(config, steps: tuple[int, ...]) -> dict:
-  """{step: the train state after that many steps of `config` on every visible device, on the host},
-  from one run of max(steps) steps."""
-  mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.batch_size, mesh)
-  replicated = parallel.replicated(mesh)
-  gan = state_lib.make_gan(config)
-  train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
-                                  mesh=mesh)
-  images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))  # As train.py holds them.
-  # As train_and_evaluate compiles it: the same program, so the compilation cache has it.
-  state = jax.jit(functools.partial(state_lib.init_state, gan, config), out_shardings=replicated)()
-  train_fn = step_lib.make_train_fn(gan, config, mesh, images.shape[0])
-  weights = population.weights(config)
-  states = {}
-  for step in range(1, max(steps) + 1):
-    state, _ = train_fn(state, weights, images)
-    if step in steps:
-      states[step] = jax.device_get(state)  # Before the next call, which donates `state`.
-  return states
+from gan_jax import data, loop, parallel, refit, state as state_lib  # noqa: E402
 
 
 def refit_config():

@@ -16,11 +16,10 @@ from jax.experimental import multihost_utils
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_config
+from conftest import REPO, TINY, tiny_config
 from gan_jax import loop
 from gan_jax import step as step_lib
 from test_parallel import restore_on_one_device
-from test_train_cli import TINY
 
 STOPPED = re.compile(r"Stopped by (\S+): the checkpoint at step (\d+) is complete in (\S+); (.*)")
 

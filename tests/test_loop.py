@@ -16,7 +16,7 @@ from gan_jax import runs
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
 
-from conftest import initial_state, tiny_config
+from conftest import initial_state, run_steps, tiny_config
 
 
 def assert_trees_equal(a, b):
@@ -84,7 +84,7 @@ def test_steps_per_call_fuses_steps(tmp_path):
 def test_fused_steps_equal_single_steps(four_steps_on_one_device):
   import parallel_worker
   single = four_steps_on_one_device
-  fused = parallel_worker.flatten(parallel_worker.run_steps(tiny_config(steps_per_call=2), 2))
+  fused = parallel_worker.flatten(run_steps(tiny_config(steps_per_call=2), 2))
   assert int(fused["['step']"]) == 4
   for k in single:
     np.testing.assert_allclose(fused[k], single[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -11,10 +11,9 @@ import sys
 
 import jax
 
-from conftest import REPO
+from conftest import REPO, TINY
 import parallel_worker
 from test_parallel import assert_states_close, restore_on_one_device
-from test_train_cli import TINY
 
 
 def free_port() -> int:

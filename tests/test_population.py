@@ -8,14 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_config
-from gan_jax import data
+from conftest import REPO, run_steps, tiny_config
 from gan_jax import loop
-from gan_jax import parallel
 from gan_jax import population
 from gan_jax import runs
 from gan_jax import state as state_lib
-from gan_jax import step as step_lib
 from gan_jax.evaluation import run_report
 
 ABLATIONS = {"population.seeds": 2, "population.ablations": "contrastive,adversarial"}
@@ -44,22 +41,6 @@ def test_members_are_each_seed_with_the_full_recipe_and_each_ablation():
 def test_bad_population_settings_are_named(spec, overrides, message):
   with pytest.raises(ValueError, match=message):
     loop.validate_config(tiny_config(spec, **overrides))
-
-
-def run_steps(config, steps: int, weights: dict[str, float] | None = None):
-  """The (host) train state after `steps` calls of `step.make_train_fn` of `config`, a population or not,
-  with `weights` ({term: weight}, for one run) instead of the config's if given."""
-  members = population.members(config)
-  mesh = parallel.make_mesh(len(members))
-  gan = state_lib.make_gan(config)
-  images = data.load_split(config.data, "train", image_size=28, channels=1).images
-  images = parallel.host_to_global(images, parallel.batch_sharded(mesh))
-  state = jax.jit(lambda: population.init_state(gan, config, len(images)), out_shardings=parallel.by_member(mesh))()
-  train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
-  weights = population.weights(config) if weights is None else {k: np.float32(v) for k, v in weights.items()}
-  for _ in range(steps):
-    state, _ = train_fn(state, weights, images)
-  return jax.device_get(state)
 
 
 def test_members_equal_the_single_runs_they_stand_for():

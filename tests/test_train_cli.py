@@ -5,13 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
-
-TINY = ["--config.model.latent_dim=16", "--config.model.generator_features=8",
-        "--config.model.discriminator_features=8", "--config.batch_size=8", "--config.steps_per_call=1",
-        "--config.log_every=2",
-        "--config.save_every=2", "--config.sample_every=2", "--config.num_samples=4",
-        "--config.eval_every=0"]
+from conftest import REPO, TINY
 
 
 def run_train(workdir, *flags):
