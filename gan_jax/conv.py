@@ -5,7 +5,7 @@ in phase space (space-to-depth of the input padded by 1), and its transpose, the
 generator's 2x upsampling, is a 2x2 stride-1 convolution followed by depth-to-space.
 On XLA:CPU this matters most: the strided forms' gradients are input-dilated
 convolutions, which its fast convolution library does not take, and ran 2-4x slower than
-a plain convolution here (`benchmarks/step_parts.py`); on an H100 the hand-written
+a plain convolution here (docs/research_log.md, `step_parts.py`); on an H100 the hand-written
 gradients made the standard CNN step 1.11-1.17x faster too. Every function here is the same function
 as the plain form (tested to 1e-5); only the arithmetic that computes it differs.
 """

@@ -8,11 +8,14 @@ devices cannot divide (test_parallel.py), eval.py's flags and a workdir without 
 
 import json
 import os
+import re
 import shutil
 import sys
 import types
 
 import jax
+import numpy as np
+from PIL import Image
 import pytest
 
 from configs import base
@@ -29,6 +32,7 @@ from gan_jax import state as state_lib
     ("adversarial.loss", "hinged", r"config.adversarial.loss='hinged'; allowed: non_saturating, hinge, wasserstein"),
     ("d_optimizer.name", "sgd", r"config.d_optimizer.name='sgd'; allowed: adam, adamw"),
     ("total_steps", 0, r"config.total_steps=0 must be positive"),
+    ("batch_size", 0, r"config.batch_size=0 must be positive"),
     ("model.latent_dim", -3, r"config.model.latent_dim=-3 must be positive"),
     ("g_optimizer.learning_rate", -1e-4, r"config.g_optimizer.learning_rate=-0.0001 must be positive"),
     ("image_size", 30, r"config.image_size=30 cannot be produced by the dcgan model; allowed: 28, 32, 64"),
@@ -227,4 +231,15 @@ def test_a_workdir_that_cannot_be_a_directory_is_one_line(tmp_path):
 def test_a_dataset_that_cannot_be_loaded_leaves_no_workdir(tmp_path):
   with pytest.raises(ValueError, match=r"config.data.name='cifar11' is not a tensorflow-datasets dataset"):
     loop.train_and_evaluate(tiny_config(**{"data.name": "cifar11"}), str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_an_image_folder_without_class_subfolders_leaves_no_workdir(tmp_path):
+  folder = tmp_path / "flat"
+  folder.mkdir()
+  Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "digit.png")  # Images at the top, no class folder.
+  config = tiny_config(**{"data.name": "image_folder", "data.data_dir": str(folder)})
+  with pytest.raises(ValueError, match="^" + re.escape(f"image folder {folder} has no class subfolders (expected "
+                                                       f"{folder}/<class>/<image>)") + "$"):
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()

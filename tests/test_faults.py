@@ -87,7 +87,7 @@ def test_kill_9_anywhere_then_resuming_equals_a_straight_run(tmp_path):
   assert complete_steps(workdir) == [20]
   assert [n for n in os.listdir(workdir / "checkpoints") if not n.isdigit()][0].startswith("40.")
 
-  # At a random moment of the training loop (benchmarks/kill_resume.py tries more).
+  # At a random moment of the training loop.
   status, lines = run_train(workdir, signum=signal.SIGKILL, delay=rng.uniform(0.0, 0.5))
   assert status == -signal.SIGKILL, "".join(lines[-30:])
   assert resumed_step(lines) == 20  # The newest complete checkpoint; never the partial one.

@@ -1,8 +1,5 @@
 """InfoGAN trained end to end: Q recovers the code, several Q heads, and eval.py's row."""
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -136,18 +133,6 @@ def test_infogan_trains_and_eval_reports_its_row(heads, refit, tmp_path):
   assert set(code) >= {"acc", "nmi", "ari", "contingency"} and 0.0 < code["acc"] <= 1.0
   assert (tmp_path / "eval" / "step_2" / "contingency_categorical_code.png").exists()
   assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-  import infogan_diagnosis  # pylint: disable=g-import-not-at-top
-  diagnosis = infogan_diagnosis.diagnose(str(tmp_path), num_fakes=100)
-  assert diagnosis["q_on_real"]["acc"] == code["acc"]  # The same Q on the same digits as eval.py.
-  assert np.sum(diagnosis["contingency"]) == 100 and len(diagnosis["code_to_digit"]) == config.infogan.categories
-  if refit:  # benchmarks/refit_heads.py fits other heads on the same frozen D and scores them as eval.py does.
-    import refit_heads  # pylint: disable=g-import-not-at-top
-    (swept,) = refit_heads.sweep(str(tmp_path), [refit_heads.parse_variant("3:2:8:1e-3")])
-    assert len(swept["refit_accs"]) == 3 and 0 <= swept["head"] < 1 + 3  # The variant's 3, not the run's 2.
-    assert all(0.0 < acc <= 1.0 for acc in swept["refit_accs"]) and 0.0 < swept["acc"] <= 1.0
-    with pytest.raises(ValueError, match=r"--variants: '3:2' is not heads:steps:dim:learning_rate"):
-      refit_heads.parse_variant("3:2")
   if heads + refit > 1:  # The clusters are the chosen head's, whose figures are reported beside the others'.
     assert code["heads"] == heads + refit and len(code["head_losses"]) == heads + refit
     assert code["head_losses"][code["head"]] == min(code["head_losses"])
