@@ -2,10 +2,12 @@ r"""Evaluates a training run: k-means and linear probes on its discriminator's f
 
   python eval.py --workdir=runs/mnist_dcgan [--step=N] [--features=dcgan] [--validation] [--generation_samples=N]
 
-Uses the config saved in the workdir; writes workdir/eval/step_<step>/metrics.json and
-plots, and prints one row per representation (the GAN's discriminator and the two
-controls: a randomly initialised discriminator and raw pixels), and one per GAN-native
-head the run has: `categorical_code` (InfoGAN's Q) and `semi_supervised` (K+1 classifier).
+Uses the config saved in the workdir and runs the evaluators its `config.evals` names, as
+training does; writes their (key, value) pairs, under the keys training logs to TensorBoard,
+to workdir/eval/step_<step>/metrics.json beside plots, and prints one row per representation
+(the GAN's discriminator and the two controls: a randomly initialised discriminator and raw
+pixels), and one per GAN-native head the run has: `categorical_code` (InfoGAN's Q) and
+`semi_supervised` (K+1 classifier), each with an `_online` twin where read from D's EMA.
 With `config.evals.generation.num_samples` (or --generation_samples), also FID, KID, IS,
 precision and recall of the EMA generator and of the real test split (the floor), each with
 its protocol (`gan_jax.evaluation.generation`).
@@ -49,14 +51,14 @@ def main(argv):
           f"{_WORKDIR.value}/members/<name>/eval/")
     print(report.format_summary(metrics["summary"]))
     return
-  p = metrics["protocol"]
-  whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""
-  print(f"{metrics['dataset']} step {metrics['step']}: k-means on {p['kmeans_features']}{whitened}, probe on "
-        f"{p['probe_features']}; fitted on {p['train_split']} ({p['train_size']}), scored on {p['test_split']} "
-        f"({p['test_size']})")
-  print(report.format_table(metrics["representations"]))
-  if "generation" in metrics:
-    print(report.format_generation(metrics["generation"]))
+  if (p := metrics.get("representation/protocol")) is not None:
+    whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""
+    print(f"{metrics['dataset']} step {metrics['step']}: k-means on {p['kmeans_features']}{whitened}, probe on "
+          f"{p['probe_features']}; fitted on {p['train_split']} ({p['train_size']}), scored on {p['test_split']} "
+          f"({p['test_size']})")
+  for table in (report.format_table(metrics), report.format_generation(metrics)):
+    if table:
+      print(table)
 
 
 if __name__ == "__main__":

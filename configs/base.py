@@ -16,6 +16,7 @@ beside its terms in gan_jax/terms/ (docs/configs.md lists them).
 import ml_collections
 
 from gan_jax import terms
+from gan_jax.evaluation import evaluators
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -62,24 +63,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       seeds=1,  # Members per variant, seeds seed ... seed + seeds - 1, trained as one program.
       ablations="",  # Terms to switch off, one member each per seed ("adversarial,contrastive"; "a+b": both).
   ))
-  config.evals = ml_collections.ConfigDict()
-  config.evals.representation = ml_collections.ConfigDict(dict(
-      kmeans_features="last_conv_max",  # What k-means clusters: a representation of gan_jax/evaluation/features.py.
-      probe_features="dcgan",  # What the linear probe and k-NN read.
-      whiten=32,  # k-means on the top `whiten` whitened principal components (0: standardised features).
-      n_init=10,  # k-means restarts.
-      num_clusters=0,  # k of k-means (0: the number of classes; set it for unlabelled data).
-      probe=True,  # Fit the linear probe and k-NN.
-      train_split="train",  # Where k-means and the probe are fitted.
-      test_split="test",  # Where they are scored.
-      batch_size=500,  # Images per feature-extraction call.
-  ))
-  config.evals.generation = ml_collections.ConfigDict(dict(
-      num_samples=10_000,  # EMA samples scored by FID / KID / IS / precision-recall (0: none).
-      extractor="domain_classifier",  # Features: "domain_classifier" (trained on the labelled split) or "inception_v3".
-      inception_weights="",  # The converted InceptionV3 weights (.npz), for extractor="inception_v3".
-      resize="bilinear",  # To Inception's 299 px: "bilinear" or "pil_bicubic".
-      batch_size=500,  # Images per generator or extractor call.
+  config.evals = ml_collections.ConfigDict(dict(  # Evaluators by name; options declared in gan_jax/evaluation/<name>.py.
+      representation=evaluators.block("representation"),  # D's features: k-means, linear probe, k-NN.
+      generation=evaluators.block("generation"),  # The EMA generator's FID, KID, IS, precision and recall.
   ))
   return config
 

@@ -35,8 +35,7 @@ from gan_jax import state as state_lib
 from gan_jax import step as step_lib
 from gan_jax import terms
 from gan_jax import visualize
-from gan_jax.evaluation import generation
-from gan_jax.evaluation import representation
+from gan_jax.evaluation import evaluators
 
 # Fields of the loop's cadence; the *_every must be multiples of config.steps_per_call.
 _POSITIVE = ("steps_per_call", "log_every", "save_every", "sample_every", "keep", "num_samples")
@@ -61,8 +60,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   nan_step = config.get("debug_nan_step", -1)
   if isinstance(nan_step, bool) or not isinstance(nan_step, int) or nan_step < -1:
     raise ValueError(f"config.debug_nan_step={nan_step!r} must be -1 (off) or a step >= 0")
-  representation.get_config(config)
-  generation.get_config(config)
+  evaluators.check_config(config)
   augment.parse_policy(config.augment)
 
 
@@ -194,33 +192,26 @@ def _members(config, workdir: str) -> list[_Member]:
 
 
 def _make_evals(members: list[_Member], gan, train_data, num_examples: int, num_labels: int, replicated):
-  """`run_evals(member index, member state) -> scalars` of the evaluators `config.evals` asks
-  for during training.
+  """`run_evals(member index, member state) -> scalars`: the numbers of the evaluators
+  `config.evals` names (`runs.make_evaluators`, as eval.py builds them), under their keys.
 
   Built before training, so that a missing split or unlabelled data fails now rather than
   at step eval_every; the controls are evaluated at the first evaluation (once per seed),
   the domain classifier and the reference statistics of the generation metrics prepared now.
   """
   train = train_data if jax.process_count() == 1 else None
-  evaluators = {}  # One per seed: the random D, a control, is the seed's.
+  by_seed = {}  # One set per seed: the random D, a control, is the seed's.
   for member in members:
-    if member.config.seed not in evaluators:
+    if member.config.seed not in by_seed:
       init_fn = functools.partial(state_lib.init_state, gan, member.config, num_examples)
       initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-      evaluators[member.config.seed] = representation.make_evaluator(
-          member.config, representation.get_config(member.config), gan.discriminator, initial, train=train,
-          num_labels=num_labels)
-  settings = generation.get_config(members[0].config)
-  scorer = generation.make_evaluator(members[0].config, settings, train) if settings.num_samples else None
-  generate_fns = [sampling.make_generate_fn(gan, m.config.seed, settings.batch_size) for m in members]
+      by_seed[member.config.seed] = runs.make_evaluators(member.config, gan, initial, train=train,
+                                                         num_labels=num_labels)
 
   def run_evals(index: int, state) -> dict[str, float]:
     start = time.perf_counter()
-    scalars = dict(evaluators[members[index].config.seed].run(state))
-    if scorer is not None:
-      scores = scorer.run(generate_fns[index](state))
-      scalars.update({f"eval/generation/{k}": scores[k] for k in generation.SCALARS})
-    scalars["eval/seconds"] = time.perf_counter() - start
+    scalars = evaluators.numbers(evaluators.run(by_seed[members[index].config.seed], state))
+    scalars["eval_seconds"] = time.perf_counter() - start
     return scalars
 
   return run_evals
@@ -283,10 +274,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Writes `workdir/checkpoints/` (Orbax), `workdir/samples/step_<step>.png` (EMA
   generator on a fixed noise), `workdir/tensorboard/` and `workdir/config.json`.
-  Every `config.eval_every` steps (and at the end) the representation evaluator
-  (`config.evals.representation`) logs eval/<row>/<metric> scalars to TensorBoard, and
-  with `config.evals.generation.num_samples` the generation metrics eval/generation/<metric>
-  (FID, KID, IS, precision, recall of the EMA generator; `evaluation.generation`). A
+  Every `config.eval_every` steps (and at the end) the evaluators `config.evals` names log
+  their numbers to TensorBoard under the keys eval.py writes (`evaluation.evaluators`):
+  representation/<row>/<metric> (`config.evals.representation`) and, with
+  `config.evals.generation.num_samples`, generation/ema_generator/<metric> (FID, KID, IS,
+  precision, recall of the EMA generator) beside generation/real_floor/<metric>. A
   population (`config.population`) keeps one checkpoint of all its members, and each
   member's samples, TensorBoard scalars and labelled subset in `workdir/members/<name>/`.
 
@@ -396,7 +388,7 @@ def _train(config, state, train_fn, refit_fn, run_evals, samplers, manager, writ
         if run_evals is not None and (step % config.eval_every == 0 or is_last):
           scalars = run_evals(i, member(state, i))
           writers[i].write_scalars(step, scalars)
-          last_log_time += scalars["eval/seconds"]  # Evaluation time is not training throughput.
+          last_log_time += scalars["eval_seconds"]  # Evaluation time is not training throughput.
     checkpoints.wait(manager)
   finally:
     stop.restore()

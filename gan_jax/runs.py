@@ -5,11 +5,13 @@
   workdir/checkpoints/<step>/    Orbax checkpoints of the train state
 
 `load_run(workdir)` restores a checkpoint with its config, modules and the random control;
-`evaluate_workdir(workdir)` is what eval.py does with it.
+`make_evaluators` builds the evaluators `config.evals` names, for training and eval.py alike;
+`evaluate_workdir(workdir)` is what eval.py does with them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, NamedTuple
@@ -24,6 +26,7 @@ from gan_jax import parallel
 from gan_jax import population
 from gan_jax import sampling
 from gan_jax import state as state_lib
+from gan_jax.evaluation import evaluators
 from gan_jax.evaluation import run_report
 from gan_jax.evaluation.run_report import EvalError
 
@@ -147,6 +150,18 @@ def load_run(workdir: str, step: int | None = None, config: ml_collections.Confi
   return loaded[names.index(member)]
 
 
+def make_evaluators(config: ml_collections.ConfigDict, gan: state_lib.GAN, initial_discriminator, *,
+                    evals: ml_collections.ConfigDict | None = None, train: data.ImageDataset | None = None,
+                    num_labels: int = 0, validation: bool = False, plots: bool = False) -> dict[str, Any]:
+  """{name: evaluator} of `evals` (default `config.evals`) for a run, or for a population's
+  members of one seed (`config` a member's): `evaluators.from_config` with the run's context
+  (`evaluators.Context`: D, its initial variables, the EMA generator's sampler of the seed, ...)."""
+  context = evaluators.Context(config, gan.discriminator, initial_discriminator,
+                               functools.partial(sampling.make_generate_fn, gan, config.seed), train=train,
+                               num_labels=num_labels, validation=validation, plots=plots)
+  return evaluators.from_config(config.evals if evals is None else evals, context)
+
+
 def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | None = None,
                      num_clusters: int | None = None, validation: bool = False, write: bool = True,
                      generation_samples: int | None = None) -> dict[str, Any]:
@@ -165,28 +180,35 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     generation_samples: generated images for the generation metrics, overriding
       `config.evals.generation.num_samples` (0: none).
   Returns:
-    {"step", "dataset", "representations": {row: evaluate() result}, "protocol"}, and with
-    generation metrics "generation": {"ema_generator": scores, "real_floor": the scores of real
-    images of another split (the test split; the floor)}, each with its protocol
-    (`evaluation.generation.score`). For a population: {"step", "dataset", "members": {name:
-    that dict of the member}, "summary": `run_report.summarize` of them (mean and std over
-    seeds of each member kind's rows), "protocol"}; each member's own report goes to
-    `workdir/members/<name>/eval/`.
+    {"step", "dataset", then every evaluator's `(key, value)` pairs as `evaluators.run` yields
+    them: "representation/<row>/<key>", "representation/protocol", "generation/ema_generator/fid",
+    "generation/real_floor/fid", ... (docs/evaluation.md)}, as training logs them. For a population:
+    {"step", "dataset", "members": {name: that dict of the member}, "summary": `run_report.summarize`
+    of them (mean and std over seeds of each member kind's rows)}; each member's own report goes
+    to `workdir/members/<name>/eval/`.
   """
   config = load_config(workdir)
-  settings, generation_settings = run_report.eval_settings(
-      config, os.path.join(workdir, CONFIG_FILE), features=features, num_clusters=num_clusters,
-      generation_samples=generation_samples)
+  evals = run_report.eval_settings(config, os.path.join(workdir, CONFIG_FILE), features=features,
+                                   num_clusters=num_clusters, generation_samples=generation_samples)
   name = "step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
-  evaluated = {}
+  by_seed, evaluated, train = {}, {}, None  # A population's members of one seed share their evaluators.
   for run in load_runs(workdir, step, config):
     folder = workdir if run.member is None else member_dir(workdir, run.member)
-    generate_fn = sampling.make_generate_fn(run.gan, run.config.seed, generation_settings.batch_size)
-    metrics, extras = run_report.evaluate_run(run, settings, generation_settings, generate_fn=generate_fn,
-                                              num_labels=num_labels(folder), validation=validation)
+    if run.config.seed not in by_seed:
+      try:
+        if train is None:  # Loaded once, for every evaluator.
+          train = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
+        by_seed[run.config.seed] = make_evaluators(run.config, run.gan, run.initial_discriminator, evals=evals,
+                                                   train=train, num_labels=num_labels(folder), validation=validation,
+                                                   plots=write)
+      except ValueError as e:  # Missing data, or unlabelled data without num_clusters.
+        raise EvalError(str(e).replace("set config.evals.representation.num_clusters", "pass --num_clusters (or "
+                                       "set config.evals.representation.num_clusters)")) from None
+    metrics = {"step": int(run.step), "dataset": run.config.data.name,
+               **dict(evaluators.run(by_seed[run.config.seed], run.state))}
     if write:
-      run_report.write_report(os.path.join(folder, "eval", name.format(step=run.step)), metrics, extras,
-                              settings.kmeans_features)
+      run_report.write_report(os.path.join(folder, "eval", name.format(step=run.step)), metrics,
+                              by_seed[run.config.seed], run.step)
     evaluated[run.member] = metrics
   if None in evaluated:
     return evaluated[None]
@@ -195,8 +217,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     by_kind.setdefault(member.kind, []).append(member_metrics)
   first = next(iter(evaluated.values()))
   metrics = {"step": first["step"], "dataset": first["dataset"],
-             "members": {member.name: m for member, m in evaluated.items()},
-             "summary": run_report.summarize(by_kind), "protocol": first["protocol"]}
+             "members": {member.name: m for member, m in evaluated.items()}, "summary": run_report.summarize(by_kind)}
   if write:
     files.write_json(os.path.join(workdir, "eval", name.format(step=first["step"]), "metrics.json"), metrics)
   return metrics

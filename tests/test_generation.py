@@ -108,6 +108,13 @@ def test_unknown_generation_field_is_an_error():
     generation.get_config(config)
 
 
+def test_the_declared_resize_methods_are_inceptions():
+  from gan_jax import options
+  from gan_jax.evaluation import inception
+  resize, = [f for f in options.fields(generation.Options) if f.name == "resize"]
+  assert resize.metadata["allowed"] == inception.RESIZE_METHODS
+
+
 def test_domain_classifier_is_accurate_cached_and_reused(mnist_scorer, monkeypatch):
   info = mnist_scorer.extractor.info
   assert info["test_accuracy"] > 0.94  # On mnist_5k:test (0.959 measured), measured when it was trained.
@@ -157,18 +164,19 @@ def test_eval_reports_generation_with_its_protocol_and_training_logs_it(tmp_path
   import tensorflow as tf
   logged = {value.tag for path in glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
             for event in tf.compat.v1.train.summary_iterator(path) for value in event.summary.value}
-  assert {f"eval/generation/{m}" for m in generation.SCALARS} <= logged
+  scores = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
+  assert {f"generation/{scored}/{m}" for scored in ("ema_generator", "real_floor") for m in scores} <= logged
 
   metrics = runs.evaluate_workdir(str(tmp_path), generation_samples=300)
-  scores = metrics["generation"]
-  assert scores["ema_generator"]["protocol"]["n_fake"] == 300
-  assert scores["ema_generator"]["protocol"]["scored"] == "EMA generator"
+  assert metrics["generation/ema_generator/protocol"]["n_fake"] == 300
+  assert metrics["generation/ema_generator/protocol"]["scored"] == "EMA generator"
   # A 4-step tiny GAN is far from the real digits.
-  assert scores["ema_generator"]["fid"] > 5 * scores["real_floor"]["fid"]
+  assert metrics["generation/ema_generator/fid"] > 5 * metrics["generation/real_floor/fid"]
   with open(tmp_path / "eval" / "step_4" / "metrics.json") as f:
-    assert json.load(f)["generation"]["real_floor"]["protocol"]["n_fake"] == 1000
-  assert "generation" not in runs.evaluate_workdir(str(tmp_path), generation_samples=0, write=False)
-  table = report.format_generation(scores).splitlines()
+    assert json.load(f)["generation/real_floor/protocol"]["n_fake"] == 1000
+  assert not [key for key in runs.evaluate_workdir(str(tmp_path), generation_samples=0, write=False)
+              if key.startswith("generation/")]
+  table = report.format_generation(metrics).splitlines()
   assert table[0].split() == ["generation", "FID", "KID", "IS", "precision", "recall"]
   assert [line.split()[0] for line in table[1:3]] == ["ema_generator", "real_floor"]
   with pytest.raises(runs.EvalError, match=r"--generation_samples=-5 must be >= 0"):

@@ -16,6 +16,7 @@ from gan_jax import runs
 from gan_jax import sampling
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
+from gan_jax.evaluation import report
 from gan_jax.evaluation import representation
 from gan_jax.terms import infogan
 
@@ -129,10 +130,11 @@ def test_infogan_trains_and_eval_reports_its_row(heads, refit, tmp_path):
   if refit:  # Fitted at the last step, and so chosen among by eval.py.
     assert int(state["code_refit_step"]) == 2 and representation.refit_current(state)
   metrics = runs.evaluate_workdir(str(tmp_path))
-  code = metrics["representations"]["categorical_code"]["code"]
+  prefix = "representation/categorical_code/code_"
+  code = {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
   assert set(code) >= {"acc", "nmi", "ari", "contingency"} and 0.0 < code["acc"] <= 1.0
   assert (tmp_path / "eval" / "step_2" / "contingency_categorical_code.png").exists()
-  assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
+  assert {"gan_discriminator", "random_discriminator", "raw_pixels", "categorical_code"} <= set(report.rows(metrics))
   if heads + refit > 1:  # The clusters are the chosen head's, whose figures are reported beside the others'.
     assert code["heads"] == heads + refit and len(code["head_losses"]) == heads + refit
     assert code["head_losses"][code["head"]] == min(code["head_losses"])

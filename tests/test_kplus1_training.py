@@ -14,6 +14,7 @@ from gan_jax import parallel
 from gan_jax import population
 from gan_jax import runs
 from gan_jax import step as step_lib
+from gan_jax.evaluation import report
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +133,10 @@ def test_kplus1_trains_and_eval_reports_its_row(spec, tmp_path):
                        **({"d_ema_decay": 0.9} if spec == "mnist_ssl" else {}))
   loop.train_and_evaluate(config, str(tmp_path))
   metrics = runs.evaluate_workdir(str(tmp_path))
-  result = metrics["representations"]["semi_supervised"]
-  assert result["classifier"]["num_labels"] == 20
-  np.testing.assert_allclose(result["classifier"]["test_error"], 1 - result["classifier"]["test_accuracy"])
-  assert ("classifier_online" in result) == (config.d_ema_decay > 0)
-  assert result.get("classifier_online", {}).get("num_labels", 20) == 20
-  assert {"gan_discriminator", "random_discriminator", "raw_pixels"} <= set(metrics["representations"])
+  assert metrics["representation/semi_supervised/classifier_num_labels"] == 20
+  np.testing.assert_allclose(metrics["representation/semi_supervised/classifier_test_error"],
+                             1 - metrics["representation/semi_supervised/classifier_test_accuracy"])
+  # With an EMA of D, the online D's row follows the EMA's.
+  online = ["semi_supervised", "semi_supervised_online"] if config.d_ema_decay > 0 else ["semi_supervised"]
+  assert list(report.rows(metrics)) == ["gan_discriminator", *online, "random_discriminator", "raw_pixels"]
+  assert metrics.get("representation/semi_supervised_online/classifier_num_labels", 20) == 20

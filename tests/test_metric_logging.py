@@ -14,10 +14,10 @@ def test_scalars_read_back_with_tensorboard_and_each_writer_gets_its_own_file(tm
   for steps in ((1, 2), (3,)):  # Two writers on one folder, as a run and its resumption in one process.
     writer = metric_logging.MetricWriter(str(tmp_path), total_steps=3, initial_step=steps[0] - 1, progress=False)
     for step in steps:
-      writer.write_scalars(step, {"d_loss": 0.5 * step, "eval/raw_pixels/kmeans_acc": 0.25})
+      writer.write_scalars(step, {"d_loss": 0.5 * step, "representation/raw_pixels/kmeans_acc": 0.25})
     writer.close()
   assert len(list((tmp_path / "tensorboard").iterdir())) == 2
   accumulator = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
   accumulator.Reload()
-  assert sorted(accumulator.Tags()["scalars"]) == ["d_loss", "eval/raw_pixels/kmeans_acc"]
+  assert sorted(accumulator.Tags()["scalars"]) == ["d_loss", "representation/raw_pixels/kmeans_acc"]
   assert [(e.step, e.value) for e in accumulator.Scalars("d_loss")] == [(1, 0.5), (2, 1.0), (3, 1.5)]

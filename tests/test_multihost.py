@@ -44,8 +44,8 @@ def test_two_processes_train_one_model_and_only_process_zero_writes_files(tmp_pa
   assert "4 device(s)" in outputs[0]  # One mesh over both processes' devices.
   for i, out in enumerate(outputs):  # Each process read its own half of the 4,000 training images.
     assert f"mnist_5k:train[{2000 * i}:{2000 * (i + 1)}]: 4000 images (28, 28, 1) (2000 in this process)" in out
-  assert "eval/gan_discriminator/kmeans_acc" in outputs[0]  # The evaluators ran on every process.
-  assert "eval/generation/fid" in outputs[0]
+  assert "representation/gan_discriminator/kmeans_acc" in outputs[0]  # The evaluators ran on every process.
+  assert "generation/ema_generator/fid" in outputs[0]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
   assert sorted(os.listdir(tmp_path / "samples")) == ["step_2.png", "step_4.png"]
   # The same model as 4 steps on this process's single device.

@@ -112,7 +112,7 @@ def test_eval_reports_every_member_and_their_mean_and_spread_by_kind(population_
   assert list(summary) == ["gan_discriminator (full)", "gan_discriminator (no_contrastive)", "random_discriminator",
                            "raw_pixels"]
   acc = summary["gan_discriminator (full)"]["cluster ACC"]
-  values = [metrics["members"][m]["representations"]["gan_discriminator"]["kmeans"]["acc"] for m in ("seed0", "seed1")]
+  values = [metrics["members"][m]["representation/gan_discriminator/kmeans_acc"] for m in ("seed0", "seed1")]
   assert acc["n"] == 2 and acc["values"] == values
   np.testing.assert_allclose([acc["mean"], acc["std"]], [np.mean(values), np.std(values, ddof=1)])
   # Each seed's random D is its own control: the two differ.
@@ -168,10 +168,12 @@ def test_a_non_finite_member_is_named_and_skipping_skips_it_alone(tmp_path, monk
 
 
 def test_the_summary_has_a_row_for_the_online_d_beside_a_head_read_from_its_ema():
-  def member(ema, online):
-    return {"representations": {"semi_supervised": {"classifier": {"test_accuracy": ema},
-                                                    "classifier_online": {"test_accuracy": online}},
-                                "raw_pixels": {"kmeans": {"acc": 0.4, "nmi": 0.4, "ari": 0.2}}}}
+  def member(ema, online):  # As `evaluators.run` yields them.
+    return {"step": 4, "representation/semi_supervised/classifier_test_accuracy": ema,
+            "representation/semi_supervised/classifier_num_labels": 20,
+            "representation/semi_supervised_online/classifier_test_accuracy": online,
+            "representation/raw_pixels/kmeans_acc": 0.4, "representation/raw_pixels/kmeans_nmi": 0.4,
+            "representation/raw_pixels/kmeans_ari": 0.2}
   summary = run_report.summarize({"full": [member(0.9, 0.8), member(0.7, 0.6)], "no_adversarial": [member(0.5, 0.4)]})
   assert list(summary) == ["semi_supervised (full)", "semi_supervised_online (full)", "semi_supervised (no_adversarial)",
                            "semi_supervised_online (no_adversarial)", "raw_pixels"]

@@ -4,10 +4,12 @@
 features standardised with the training split's statistics; k-means fitted on the
 training split and its clusters assigned to the test split (ACC / NMI / ARI on test);
 a linear probe with its L2 strength chosen on a validation part of the training split.
-`gan_jax.runs.evaluate_workdir(workdir)` runs it on a training run's checkpoint beside the
-controls (what `eval.py` does); `representation.Evaluator` is the same inside training. This
-package never imports the training code: `runs` restores a run and hands it over.
-`generation` scores the generator itself: FID, KID, IS, precision and recall.
+The evaluators share one interface (`evaluators`): each module declares its options and an
+`Evaluator` whose `run(state)` yields `(key, value)` pairs, built from `config.evals.<name>` by
+name, alike inside training and by `gan_jax.runs.evaluate_workdir(workdir)` (what `eval.py`
+does). `representation` runs the protocol on D's features beside the controls; `generation`
+scores the generator itself: FID, KID, IS, precision and recall. This package never imports
+the training code: `runs` restores a run and hands it over.
 """
 
 from __future__ import annotations

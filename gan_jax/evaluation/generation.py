@@ -20,10 +20,11 @@ are: what is scored is what a PNG of the sample holds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 import warnings
 
 from absl import logging
@@ -36,20 +37,32 @@ import scipy.special
 
 from gan_jax import data
 from gan_jax import files
+from gan_jax import options
 from gan_jax.evaluation import domain_classifier
+from gan_jax.evaluation import evaluators
 from gan_jax.evaluation import features as features_lib
-from gan_jax.evaluation import representation
 
 EXTRACTORS = ("domain_classifier", "inception_v3")
-# What each scalar of `GenerationEvaluator.run` is, as a TensorBoard name: eval/generation/<metric>.
 # Version of the reference-statistics files, in their names: a change of what they hold
 # never reads an older file.
 REFERENCE_FORMAT = 2
-SCALARS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
 
 
-# The fields of `config.evals.generation` (defaults and comments: configs/base.py).
-FIELDS = ("num_samples", "extractor", "inception_weights", "resize", "batch_size")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """The protocol of the generation metrics (docs/generation_metrics.md)."""
+  num_samples: int = options.field(10_000, "EMA samples scored by FID / KID / IS / precision-recall (0: none).",
+                                   ">= 0")
+  extractor: str = options.field("domain_classifier", 'Features: "domain_classifier" (trained on the labelled '
+                                 'split) or "inception_v3".', EXTRACTORS)
+  inception_weights: str = options.field("", 'The converted InceptionV3 weights (.npz), for extractor="inception_v3".')
+  # `inception.RESIZE_METHODS` (a test checks they agree): inception.py is imported when it is used.
+  resize: str = options.field("bilinear", 'To Inception\'s 299 px: "bilinear" or "pil_bicubic".',
+                              ("bilinear", "pil_bicubic"))
+  batch_size: int = options.field(500, "Images per generator or extractor call.", "> 0")
+
+
+FIELDS = tuple(f.name for f in options.fields(Options))
 # The protocol's constants, the papers': KID over 100 subsets of up to 1,000 images a side, IS
 # over 10 splits, precision and recall with k = 3; up to 10,000 real features kept for KID and
 # precision / recall (FID uses all); seed 0 for the generated latents, the KID subsets and the
@@ -59,27 +72,15 @@ MAX_REFERENCE_FEATURES, SEED = 10_000, 0
 
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The run's generation-evaluation settings, completed with the defaults and checked."""
-  settings = representation.evals_block(config, "generation", FIELDS)
-  check_config(settings)
-  return settings
+  """The run's generation-evaluation settings (a checked copy of `config.evals.generation`)."""
+  return evaluators.settings(config.evals, "generation")
 
 
-def check_config(settings: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first unusable field of `config.evals.generation`."""
-  prefix = "config.evals.generation"
-  if settings.extractor not in EXTRACTORS:
-    raise ValueError(f"{prefix}.extractor={settings.extractor!r}; allowed: {', '.join(EXTRACTORS)}")
-  from gan_jax.evaluation import inception  # Deferred: only this check and the extractor need it.
-  if settings.resize not in inception.RESIZE_METHODS:
-    raise ValueError(f"{prefix}.resize={settings.resize!r}; allowed: {', '.join(inception.RESIZE_METHODS)}")
-  if settings.num_samples < 0:
-    raise ValueError(f"{prefix}.num_samples={settings.num_samples!r} must be >= 0 (0: off)")
-  if not settings.batch_size > 0:
-    raise ValueError(f"{prefix}.batch_size={settings.batch_size!r} must be positive")
+def check(settings: ml_collections.ConfigDict) -> None:
+  """Raises ValueError if `config.evals.generation` asks for Inception features without their weights."""
   if settings.num_samples and settings.extractor == "inception_v3" and not os.path.isfile(settings.inception_weights):
-    raise ValueError(f"{prefix}.inception_weights={settings.inception_weights!r} is not a file; extractor="
-                     "'inception_v3' needs the converted FID Inception weights (docs/generation_metrics.md)")
+    raise ValueError(f"config.evals.generation.inception_weights={settings.inception_weights!r} is not a file; "
+                     "extractor='inception_v3' needs the converted FID Inception weights (docs/generation_metrics.md)")
 
 
 # ----------------------------------------------------------------------------
@@ -313,10 +314,11 @@ def score(settings: ml_collections.ConfigDict, extractor: Extractor, reference: 
 
 
 class GenerationEvaluator:
-  """Scores generators against one real split with one extractor (both prepared once).
+  """Scores generators against one real split with one extractor (both prepared once): the
+  scorer that `Evaluator` (the evaluator of `config.evals.generation`) runs.
 
   Args:
-    settings: `config.evals.generation` (`FIELDS`).
+    settings: `config.evals.generation` (`Options`).
     train_split: the labelled training split (the domain classifier is trained on it).
     reference: the split generated images are compared with.
     test_split: another real split, scored as the floor: what real images not seen by the
@@ -325,7 +327,7 @@ class GenerationEvaluator:
 
   def __init__(self, settings: ml_collections.ConfigDict, train_split: data.ImageDataset,
                reference: data.ImageDataset, test_split: data.ImageDataset | None = None):
-    check_config(settings)
+    evaluators.check("generation", settings)
     self.settings, self.test_split, self.reference_name = settings, test_split, reference.name
     self.extractor = make_extractor(settings, train_split, test_split)
     self.reference = reference_statistics(settings, self.extractor, reference)
@@ -355,3 +357,25 @@ def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.C
   except data.DatasetError:  # No second split (e.g. an image folder): no floor.
     test = None
   return GenerationEvaluator(settings, train, train, test)
+
+
+class Evaluator:
+  """`config.evals.generation`: the EMA generator's scores (`GenerationEvaluator.run`) at each
+  run, and the real test split's, the floor, computed once; nothing with `num_samples` 0 or with
+  `Context.validation` (which never reads the test split). Keys `<scored>/<metric>`:
+  "ema_generator/fid", ..., "ema_generator/protocol", "real_floor/fid", ...
+  """
+
+  def __init__(self, settings: ml_collections.ConfigDict, context: evaluators.Context):
+    off = not settings.num_samples or context.validation
+    self.scorer = None if off else make_evaluator(context.config, settings, context.train)
+    self._generate_fn = None if off else context.make_generate_fn(settings.batch_size)
+    self._floor = None
+
+  def run(self, state: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    if self.scorer is None:
+      return
+    yield from ((f"ema_generator/{k}", v) for k, v in self.scorer.run(self._generate_fn(state)).items())
+    if self._floor is None:
+      self._floor = self.scorer.floor() or {}
+    yield from ((f"real_floor/{k}", v) for k, v in self._floor.items())

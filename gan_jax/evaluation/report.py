@@ -1,4 +1,8 @@
-"""What an evaluation leaves for people: the printed table and the plots."""
+"""What an evaluation leaves for people: the printed tables and the plots.
+
+The tables read the evaluators' one stream (`evaluators.run`), flat keys `<evaluator>/<row>/<key>`:
+a row is shown where it has a key that a column shows.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +15,42 @@ from sklearn import decomposition
 
 from gan_jax import files
 
+# The representation table's columns, each with the keys it shows (a row has one of them):
+# clustering ACC / NMI / ARI of k-means or of the categorical code's argmax; test accuracy of
+# the linear probe or of the K+1 classifier; k-NN test accuracy.
+COLUMN_KEYS = {"cluster ACC": ("kmeans_acc", "code_acc"), "NMI": ("kmeans_nmi", "code_nmi"),
+               "ARI": ("kmeans_ari", "code_ari"),
+               "test acc": ("linear_probe_test_accuracy", "classifier_test_accuracy"),
+               "k-NN acc": ("knn_test_accuracy",)}
+COLUMNS = tuple(COLUMN_KEYS)
+# The generation table's: (column, key, format).
+GENERATION_COLUMNS = (("FID", "fid", ".4g"), ("KID", "kid_mean", ".4g"), ("IS", "is_mean", ".4g"),
+                      ("precision", "precision", ".3f"), ("recall", "recall", ".3f"))
 
-COLUMNS = ("cluster ACC", "NMI", "ARI", "test acc", "k-NN acc")
+
+def rows(metrics: dict[str, Any], column_keys: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, Any]]:
+  """{row: {column: value}} of flat `metrics` ({"<evaluator>/<row>/<key>": value}), in the
+  stream's order: each row with a key of `column_keys` (default `COLUMN_KEYS`), each column
+  it has a key of."""
+  column_of = {key: column for column, keys in (column_keys or COLUMN_KEYS).items() for key in keys}
+  table = {}
+  for name, value in metrics.items():
+    parts = name.split("/")
+    if len(parts) == 3 and parts[2] in column_of:
+      table.setdefault(parts[1], {})[column_of[parts[2]]] = value
+  return table
 
 
-def row_values(result: dict[str, Any]) -> tuple[float | None, ...]:
-  """A row's `COLUMNS`: clustering ACC / NMI / ARI (k-means, or the categorical code's argmax),
-  test accuracy (linear probe, or the K+1 classifier) and k-NN test accuracy; None where absent."""
-  clusters = result.get("kmeans") or result.get("code") or {}
-  accuracy = (result.get("linear_probe") or result.get("classifier") or {}).get("test_accuracy")
-  return (clusters.get("acc"), clusters.get("nmi"), clusters.get("ari"), accuracy,
-          (result.get("knn") or {}).get("test_accuracy"))
-
-
-def format_table(representations: dict[str, dict[str, Any]]) -> str:
-  """One row per representation or head, `COLUMNS`."""
-  width = max(len(name) for name in representations) + 2
+def format_table(metrics: dict[str, Any]) -> str:
+  """One line per row of the representation table (`rows`), `COLUMNS`; "" without rows."""
+  table = rows(metrics)
+  if not table:
+    return ""
+  width = max(len(name) for name in table) + 2
   lines = [f"{'representation':<{width}}" + "".join(f"{c:>13}" for c in COLUMNS)]
-  for name, result in representations.items():
-    values = row_values(result)
-    lines.append(f"{name:<{width}}" + "".join(f"{v:>13.4f}" if v is not None else f"{'-':>13}" for v in values))
+  for name, values in table.items():
+    lines.append(f"{name:<{width}}" + "".join(f"{values[c]:>13.4f}" if c in values else f"{'-':>13}"
+                                               for c in COLUMNS))
   return "\n".join(lines)
 
 
@@ -45,18 +65,20 @@ def format_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
   return "\n".join(lines)
 
 
-def format_generation(generation: dict[str, dict[str, Any]]) -> str:
-  """One row per scored image set (the generator, the real floor): FID, KID, IS,
-  precision, recall; then each row's protocol."""
+def format_generation(metrics: dict[str, Any]) -> str:
+  """One line per scored image set of flat `metrics` (the generator, the real floor):
+  `GENERATION_COLUMNS`; then each set's protocol; "" where none was scored."""
   # KID in the features' own units (papers quote Inception KID x 1e3; a domain
   # classifier's features have another scale), so 4 significant digits, not fixed decimals.
-  columns = (("FID", "fid", ".4g"), ("KID", "kid_mean", ".4g"), ("IS", "is_mean", ".4g"),
-             ("precision", "precision", ".3f"), ("recall", "recall", ".3f"))
-  width = max(len(name) for name in generation) + 2
-  lines = [f"{'generation':<{width}}" + "".join(f"{c:>12}" for c, _, _ in columns)]
-  for name, scores in generation.items():
-    lines.append(f"{name:<{width}}" + "".join(f"{scores[key]:>12{fmt}}" for _, key, fmt in columns))
-  lines += [f"  {name}: {scores['protocol']['label']}" for name, scores in generation.items()]
+  table = rows(metrics, {column: (key,) for column, key, _ in GENERATION_COLUMNS})
+  if not table:
+    return ""
+  width = max(len(name) for name in table) + 2
+  lines = [f"{'generation':<{width}}" + "".join(f"{c:>12}" for c, _, _ in GENERATION_COLUMNS)]
+  for name, scores in table.items():
+    lines.append(f"{name:<{width}}" + "".join(f"{scores[c]:>12{fmt}}" for c, _, fmt in GENERATION_COLUMNS))
+  protocols = {name.split("/")[1]: value for name, value in metrics.items() if name.endswith("/protocol")}
+  lines += [f"  {name}: {protocols[name]['label']}" for name in table if name in protocols]
   return "\n".join(lines)
 
 

@@ -15,11 +15,20 @@ Each feature row: features of the training and test splits -> `evaluation.evalua
 fitted on train and scored on test; linear probe). k-means and the probe may read
 different representations of the same network (`kmeans_features`, `probe_features`): k-means
 wants a compact, shift-invariant one, a linear probe gains from a rich one. The controls
-do not change while the GAN trains, so they are computed once per evaluator.
+do not change while the GAN trains, so they are computed once per evaluator. With an EMA of D,
+the heads are read from it and each head row has a twin for the online D, `<row>_online`.
+
+`Evaluator.run(state)` yields each row's results as `<row>/<group>_<metric>` ("gan_discriminator/
+kmeans_acc", "gan_discriminator/linear_probe_test_accuracy", "categorical_code/code_acc",
+"semi_supervised/classifier_test_accuracy"; `evaluation.evaluate`'s groups, joined), then
+"protocol": how they were computed. A new metric of `evaluation.evaluate` flows to TensorBoard
+and metrics.json by itself; `report.COLUMN_KEYS` says which of them the printed table shows.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any, Iterator
 
 from absl import logging
@@ -32,22 +41,20 @@ from sklearn import neighbors
 
 from gan_jax import data
 from gan_jax import models
+from gan_jax import options
 from gan_jax.terms.core import mutual_information_loss
 from gan_jax.terms.infogan import neighbour_consistency_loss
-from gan_jax.evaluation.protocol import evaluate
+from gan_jax.evaluation import evaluators
 from gan_jax.evaluation import features as features_lib
 from gan_jax.evaluation import linear_probe
 from gan_jax.evaluation import metrics
+from gan_jax.evaluation import protocol
+from gan_jax.evaluation import report
 
-# Share of the training split held out by `make_evaluator(validation=True)`.
+# Share of the training split held out with `Context.validation`.
 VALIDATION_FRACTION = 0.2
 ROWS = ("gan_discriminator", "random_discriminator", "raw_pixels")
 HEAD_ROWS = ("categorical_code", "semi_supervised")
-# What each scalar of `Evaluator.run` is, as a TensorBoard name: eval/<row>/<metric>.
-SCALARS = (("kmeans", "acc"), ("kmeans", "nmi"), ("kmeans", "ari"), ("kmeans", "inertia"),
-           ("linear_probe", "test_accuracy"), ("knn", "test_accuracy"), ("code", "acc"), ("code", "nmi"), ("code", "ari"),
-           ("classifier", "test_accuracy"), ("code_online", "acc"), ("classifier_online", "test_accuracy"),
-           ("code", "head"))
 # How `select_code_head` scores a Q head: SCAN's loss (Van Gansbeke et al. 2020) with its k and
 # entropy weight, the loss by which SCAN itself keeps one of its heads.
 HEAD_NEIGHBOURS = 20
@@ -116,88 +123,66 @@ def refit_current(state: dict[str, Any]) -> bool:
   return "code_refit_step" in state and int(state["code_refit_step"]) == int(state["step"])
 
 
-# The fields of `config.evals.representation` (defaults and comments: configs/base.py).
-FIELDS = ("kmeans_features", "probe_features", "whiten", "n_init", "num_clusters", "probe", "train_split",
-          "test_split", "batch_size")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """The protocol of the representation evaluation (docs/evaluation.md)."""
+  kmeans_features: str = options.field(
+      "last_conv_max", "What k-means clusters: a representation of gan_jax/evaluation/features.py.",
+      features_lib.REPRESENTATIONS)
+  probe_features: str = options.field("dcgan", "What the linear probe and k-NN read.", features_lib.REPRESENTATIONS)
+  whiten: int = options.field(32, "k-means on the top `whiten` whitened principal components (0: standardised "
+                              "features).", ">= 0")
+  n_init: int = options.field(10, "k-means restarts.", "> 0")
+  num_clusters: int = options.field(0, "k of k-means (0: the number of classes; set it for unlabelled data).", ">= 0")
+  probe: bool = options.field(True, "Fit the linear probe and k-NN.", (True, False))
+  train_split: str = options.field("train", "Where k-means and the probe are fitted.")
+  test_split: str = options.field("test", "Where they are scored.")
+  batch_size: int = options.field(500, "Images per feature-extraction call.", "> 0")
+
+
+FIELDS = tuple(f.name for f in options.fields(Options))
 SEED = 0  # Of k-means' starts and of the probe's validation split.
 
 
 def get_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The run's representation-evaluation settings (a copy), checked."""
-  settings = evals_block(config, "representation", FIELDS)
-  check_config(settings)
-  return settings
+  """The run's representation-evaluation settings (a checked copy of `config.evals.representation`)."""
+  return evaluators.settings(config.evals, "representation")
 
 
-def evals_block(config: ml_collections.ConfigDict, name: str, fields: tuple[str, ...]) -> ml_collections.ConfigDict:
-  """A copy of `config.evals.<name>`; ValueError naming a field that is unknown or missing."""
-  given = dict(config.evals[name])
-  for field in given:
-    if field not in fields:
-      raise ValueError(f"config.evals.{name}.{field} is not a field; allowed: {', '.join(fields)}")
-  for field in fields:
-    if field not in given:
-      raise ValueError(f"config.evals.{name} lacks its field {field!r} (configs/base.py declares it)")
-  return ml_collections.ConfigDict(given)
-
-
-def check_config(settings: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first field of `config.evals.representation` that is unusable."""
-  for field in ("kmeans_features", "probe_features"):
-    if settings[field] not in features_lib.REPRESENTATIONS:
-      raise ValueError(f"config.evals.representation.{field}={settings[field]!r}; allowed: "
-                       f"{', '.join(features_lib.REPRESENTATIONS)}")
-  if settings.num_clusters < 0:
-    raise ValueError(f"config.evals.representation.num_clusters={settings.num_clusters!r} must be >= 0 "
-                     "(0: the number of classes)")
-  for field in ("n_init", "batch_size"):
-    if not settings[field] > 0:
-      raise ValueError(f"config.evals.representation.{field}={settings[field]!r} must be positive")
-  if settings.whiten < 0:
-    raise ValueError(f"config.evals.representation.whiten={settings.whiten!r} must be >= 0 (0: no whitening)")
-
-
-def make_evaluator(config: ml_collections.ConfigDict, settings: ml_collections.ConfigDict,
-                   discriminator: nn.Module, random_variables, train: data.ImageDataset | None = None,
-                   validation: bool = False, num_labels: int = 0) -> "Evaluator":
-  """The evaluator of a run: its `settings.train_split` / `test_split` of `config.data`
-  at the run's image size; `train` is reused when it is that training split, already loaded.
-
-  `validation`: score on a stratified 20% of the training split instead of the test
-  split (fitting on the other 80%), for choosing recipes and settings without the test set.
-  `num_labels`: how many labels a semi-supervised discriminator trained on (reported).
-  """
+def splits(context: evaluators.Context, settings: ml_collections.ConfigDict) -> tuple[data.ImageDataset, ...]:
+  """(fit, score) splits of a run: `settings.train_split` / `test_split` of `config.data` at the
+  run's image size (`context.train` reused when it is that training split), or with
+  `context.validation` a stratified 80% / 20% of the training split, never the test split."""
+  config = context.config
   load = lambda split: data.load_split(config.data, split, image_size=config.image_size, channels=config.channels)
-  if train is None or settings.train_split != "train":
-    train = load(settings.train_split)
-  if not validation:
-    return Evaluator(discriminator, random_variables, train, load(settings.test_split), settings, num_labels)
+  train = context.train if context.train is not None and settings.train_split == "train" else \
+      load(settings.train_split)
+  if not context.validation:
+    return train, load(settings.test_split)
   if train.labels is None:
     raise ValueError(f"{train.name} has no labels to stratify a validation split by")
   is_val = linear_probe.validation_split(train.labels, VALIDATION_FRACTION, SEED)
   part = lambda keep, name: data.ImageDataset(train.images[keep], train.labels[keep], train.num_classes,
                                               f"{train.name}[{name}]")
   held_out = round(100 * VALIDATION_FRACTION)
-  return Evaluator(discriminator, random_variables, part(~is_val, f"fit {100 - held_out}%"),
-                   part(is_val, f"validation {held_out}%"), settings, num_labels)
+  return part(~is_val, f"fit {100 - held_out}%"), part(is_val, f"validation {held_out}%")
 
 
 class Evaluator:
-  """k-means and linear-probe metrics of discriminator features on two splits of a dataset.
+  """`config.evals.representation`: k-means, linear-probe and k-NN metrics of D's features, of
+  its heads and of the controls, on two splits of the run's dataset (`splits`).
 
   Args:
-    discriminator: the linen module; its `features` dict is read by name.
-    random_variables: the discriminator's variables at initialisation (the control).
-    train, test: the splits (k-means and the probe are fitted on `train`, scored on `test`).
-    settings: `config.evals.representation` (`FIELDS`).
-    num_labels: labels a semi-supervised discriminator trained on (reported beside its accuracy).
+    settings: `config.evals.representation` (`Options`), checked.
+    context: the run's (`evaluators.Context`): D's module, its initial variables (the random
+      control), where the splits come from, the labels a K+1 discriminator trained on.
+    fit_and_score: (train, test) splits to use instead of the run's (a notebook's arrays, say).
   """
 
-  def __init__(self, discriminator: nn.Module, random_variables, train: data.ImageDataset,
-               test: data.ImageDataset, settings: ml_collections.ConfigDict, num_labels: int = 0):
-    check_config(settings)
-    self.discriminator, self.train, self.test, self.settings = discriminator, train, test, settings
-    self.num_labels = num_labels
+  def __init__(self, settings: ml_collections.ConfigDict, context: evaluators.Context,
+               fit_and_score: tuple[data.ImageDataset, data.ImageDataset] | None = None):
+    self.settings, self.discriminator, self.num_labels = settings, context.discriminator, context.num_labels
+    self.train, self.test = train, test = fit_and_score or splits(context, settings)
     self.labelled = train.labels is not None and test.labels is not None
     if not self.labelled:
       logging.warning("%s has no labels: clustering accuracy, NMI, ARI and the linear probe need them; "
@@ -206,8 +191,9 @@ class Evaluator:
     if not self.num_clusters:
       raise ValueError(f"{train.name} has no labels to count classes from: set "
                        "config.evals.representation.num_clusters")
-    self._random_variables = random_variables
-    self._controls = None
+    self._random_variables, self._seed = context.initial_discriminator, context.config.seed
+    self._keep = context.plots  # Keep the last run's results and k-means features, for `write_plots`.
+    self._controls, self._control_features, self._last = None, {}, None
 
   def features(self, variables) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"kmeans", "probe"}: discriminator features (float32 `N x F`) of the training and
@@ -228,30 +214,33 @@ class Evaluator:
     """The protocol (`evaluation.evaluate`) on one row's {"kmeans", "probe"} features."""
     s = self.settings
     (train_x, test_x), probe_x = row_features["kmeans"], row_features["probe"]
-    return evaluate(train_x, self.train.labels, test_x, self.test.labels, num_clusters=self.num_clusters,
-                    whiten=s.whiten, n_init=s.n_init, seed=SEED, probe=s.probe and self.labelled,
-                    probe_x=probe_x)
+    return protocol.evaluate(train_x, self.train.labels, test_x, self.test.labels, num_clusters=self.num_clusters,
+                             whiten=s.whiten, n_init=s.n_init, seed=SEED, probe=s.probe and self.labelled,
+                             probe_x=probe_x)
 
   def controls(self) -> dict[str, dict[str, Any]]:
     """{random_discriminator, raw_pixels} results, computed on the first call only."""
     if self._controls is None:
-      self._controls = {"random_discriminator": self.evaluate_features(self.features(self._random_variables)),
-                        "raw_pixels": self.evaluate_features(self.raw_pixel_features())}
+      self._controls = {}
+      for row, features in (("random_discriminator", lambda: self.features(self._random_variables)),
+                            ("raw_pixels", self.raw_pixel_features)):
+        row_features = features()
+        self._controls[row] = self.evaluate_features(row_features)
+        if self._keep:
+          self._control_features[row] = row_features["kmeans"]
     return self._controls
 
   def head_rows(self, variables, ema_params=None, refit: bool = False) -> dict[str, dict[str, Any]]:
     """The GAN-native rows (`HEAD_ROWS`) the discriminator has heads for, scored on the test
     split (with labels; without them there is nothing to score). With `ema_params` (the
-    state's `d_ema_params`) the heads are read from D's EMA, and each group is also reported
-    for the online `variables` as `<group>_online` ("code_online", "classifier_online").
-    With `refit` (`refit_current` of the state), Q's heads fitted after training are chosen
-    among too."""
+    state's `d_ema_params`) the heads are read from D's EMA, and each row is followed by its
+    twin for the online `variables`, `<row>_online` ("semi_supervised_online"). With `refit`
+    (`refit_current` of the state), Q's heads fitted after training are chosen among too."""
     if ema_params is None:
       return self._head_rows(variables, refit)
-    rows = self._head_rows({**variables, "params": ema_params}, refit)
-    for row, result in self._head_rows(variables, refit).items():
-      rows[row].update({f"{group}_online": value for group, value in result.items()})
-    return rows
+    ema = self._head_rows({**variables, "params": ema_params}, refit)
+    online = self._head_rows(variables, refit)
+    return {name: result for row in ema for name, result in ((row, ema[row]), (f"{row}_online", online[row]))}
 
   def _head_rows(self, variables, refit: bool = False) -> dict[str, dict[str, Any]]:
     rows = {}
@@ -284,15 +273,58 @@ class Evaluator:
                                                 "num_labels": int(self.num_labels)}}
     return rows
 
-  def evaluate(self, variables, ema_params=None, refit: bool = False) -> dict[str, dict[str, Any]]:
-    """Every row, `{row: result}`, for trained discriminator `variables`: its features,
-    its heads, and the controls."""
-    return {"gan_discriminator": self.evaluate_features(self.features(variables)),
-            **self.head_rows(variables, ema_params, refit), **self.controls()}
+  def evaluate(self, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{row: result} of a train state: D's features, its heads (read from D's EMA where the
+    state has one), then the controls."""
+    features = self.features(state["discriminator"])
+    rows = {"gan_discriminator": self.evaluate_features(features),
+            **self.head_rows(state["discriminator"], state.get("d_ema_params"), refit_current(state)),
+            **self.controls()}
+    if self._keep:
+      self._last = rows, {"gan_discriminator": features["kmeans"], **self._control_features}
+    return rows
 
-  def run(self, state: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    """(name, value) scalars of a train state, e.g. ("eval/gan_discriminator/kmeans_acc", 0.61)."""
-    for row, result in self.evaluate(state["discriminator"], state.get("d_ema_params"), refit_current(state)).items():
-      for group, metric in SCALARS:
-        if metric in result.get(group, {}):
-          yield f"eval/{row}/{'probe' if group == 'linear_probe' else group}_{metric}", result[group][metric]
+  def run(self, state: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(key, value) pairs of a train state: each row's results as `<row>/<group>_<metric>`
+    (e.g. ("gan_discriminator/kmeans_acc", 0.61)), then ("protocol", how they were computed)."""
+    for row, result in self.evaluate(state).items():
+      for group, value in result.items():
+        if isinstance(value, dict):
+          yield from ((f"{row}/{group}_{metric}", v) for metric, v in value.items())
+        else:
+          yield f"{row}/{group}", value
+    yield "protocol", self.protocol()
+
+  def protocol(self) -> dict[str, Any]:
+    """How the rows are computed: the features, the splits, k-means', the probe's and k-NN's settings."""
+    train, test, s = self.train, self.test, self.settings
+    labelled = s.probe and self.labelled
+    return {
+        "kmeans_features": s.kmeans_features, "probe_features": s.probe_features,
+        "train_split": train.name, "train_size": len(train), "test_split": test.name, "test_size": len(test),
+        "kmeans": {"k": self.num_clusters, "n_init": s.n_init, "whiten": s.whiten, "fit_on": train.name,
+                   "scored_on": test.name, "seed": SEED},
+        "linear_probe": {"objective": "multinomial logistic regression, L2 chosen on validation",
+                         "l2_grid": list(linear_probe.DEFAULT_L2_GRID), "validation_fraction": VALIDATION_FRACTION,
+                         "seed": SEED} if labelled else None,
+        "knn": {"k": min(protocol.KNN_K, len(train)), "metric": "cosine", "features": "the probe's, standardised",
+                "fit_on": train.name, "scored_on": test.name} if labelled else None,
+        "random_discriminator_seed": self._seed,
+    }
+
+  def write_plots(self, directory: str, step: int) -> None:
+    """Of the last run (with `Context.plots`): `contingency_<row>.png` (classes x clusters, of
+    k-means or of the categorical code) for each row that has one, and `embedding_<row>.png`
+    (test features on two principal components, coloured by class) for each feature row."""
+    rows, kmeans_features = self._last
+    for row, result in rows.items():
+      if "contingency" in result.get("code", {}):
+        report.save_contingency_png(os.path.join(directory, f"contingency_{row}.png"), result["code"]["contingency"],
+                                    f"{row.replace('_', ' ')}, step {step}: argmax Q(c | x) on test")
+      if "contingency" in result.get("kmeans", {}):
+        report.save_contingency_png(os.path.join(directory, f"contingency_{row}.png"),
+                                    result["kmeans"]["contingency"], f"{row}, step {step}: k-means on test")
+    for row, (train_x, test_x) in kmeans_features.items():
+      described = row if row == "raw_pixels" else f"{row} ({self.settings.kmeans_features})"
+      report.save_embedding_png(os.path.join(directory, f"embedding_{row}.png"), train_x, test_x, self.test.labels,
+                                f"{described}, step {step}: PCA of test features")
