@@ -1,5 +1,6 @@
-"""Writes docs/configs.md's section on the loss-term blocks from their declarations in
-gan_jax/terms/ (`terms.docs_tables`); tests/terms/test_registry.py fails when it is out of date.
+"""Writes docs/configs.md's sections on the loss-term blocks and the evaluator blocks from their
+declarations (`terms.docs_tables`, the evaluators' `Options`); tests/terms/test_registry.py
+fails when a section is out of date.
 
   python tools/write_config_docs.py
 """
@@ -10,24 +11,50 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from configs import base  # noqa: E402
+from gan_jax import options  # noqa: E402
 from gan_jax import terms  # noqa: E402
+from gan_jax.evaluation import evaluators  # noqa: E402
 
 PAGE = os.path.join(REPO, "docs", "configs.md")
-BEGIN = "<!-- The term blocks below are written by tools/write_config_docs.py from gan_jax/terms/. -->\n"
-END = "<!-- End of the term blocks. -->\n"
+# (first marker, last marker, what goes between them).
+SECTIONS = {
+    "terms": ("<!-- The term blocks below are written by tools/write_config_docs.py from gan_jax/terms/. -->\n",
+              "<!-- End of the term blocks. -->\n"),
+    "evals": ("<!-- The evaluator blocks below are written by tools/write_config_docs.py from gan_jax/evaluation/. -->\n",
+              "<!-- End of the evaluator blocks. -->\n"),
+}
 
 
-def section(page: str) -> str:
-  """The text between the markers of `page`."""
-  return page.split(BEGIN, 1)[1].split(END, 1)[0]
+def evals_tables() -> str:
+  """A table per evaluator of configs/base.py's `config.evals`, from its module's `Options`."""
+  sections = []
+  for name in base.get_config().evals:
+    declaration = evaluators.module(name).Options
+    sections.append(f"### `evals.{name}`: `gan_jax/evaluation/{name}.py`\n\n{declaration.__doc__.strip()}\n\n"
+                    + options.markdown(declaration, (f"evals.{name}",)))
+  return "\n\n".join(sections) + "\n"
+
+
+def generated() -> dict[str, str]:
+  return {"terms": terms.docs_tables(), "evals": evals_tables()}
+
+
+def section(page: str, name: str = "terms") -> str:
+  """The text between section `name`'s markers in `page`."""
+  begin, end = SECTIONS[name]
+  return page.split(begin, 1)[1].split(end, 1)[0]
 
 
 def main():
   with open(PAGE) as f:
     page = f.read()
-  head, rest = page.split(BEGIN, 1)
+  for name, text in generated().items():
+    begin, end = SECTIONS[name]
+    head, rest = page.split(begin, 1)
+    page = head + begin + text + end + rest.split(end, 1)[1]
   with open(PAGE, "w") as f:
-    f.write(head + BEGIN + terms.docs_tables() + END + rest.split(END, 1)[1])
+    f.write(page)
 
 
 if __name__ == "__main__":

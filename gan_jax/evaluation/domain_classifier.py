@@ -67,7 +67,7 @@ def train(images_u8: np.ndarray, labels: np.ndarray, num_classes: int, *, steps:
     return optax.apply_updates(params, updates), opt_state, loss
 
   # A Python loop of compiled steps, not lax.scan: XLA:CPU runs convolutions inside loops
-  # many times slower (benchmarks/conv_in_loop.py).
+  # many times slower (jax-ml/jax#12868; docs/research_log.md, "Retired scripts").
   opt_state, losses = tx.init(params), []
   for i in range(steps):
     params, opt_state, loss = step(params, opt_state, i)

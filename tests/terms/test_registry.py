@@ -175,9 +175,11 @@ def test_each_declared_term_names_what_exists(term):
 
 
 def test_docs_configs_shows_the_declared_blocks_as_generated():
-  """docs/configs.md's term-block section is what `tools/write_config_docs.py` writes now."""
+  """docs/configs.md's term and evaluator sections are what `tools/write_config_docs.py` writes now."""
   sys.path.insert(0, os.path.join(REPO, "tools"))
   import write_config_docs  # pylint: disable=g-import-not-at-top
   with open(write_config_docs.PAGE) as f:
-    assert write_config_docs.section(f.read()) == terms.docs_tables(), (
-        "docs/configs.md is out of date: run python tools/write_config_docs.py")
+    page = f.read()
+  for name, text in write_config_docs.generated().items():
+    assert write_config_docs.section(page, name) == text, (
+        f"docs/configs.md's {name} section is out of date: run python tools/write_config_docs.py")
