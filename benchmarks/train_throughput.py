@@ -68,11 +68,10 @@ def _program(config, num_examples: int):
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
-  replicated = parallel.replicated(mesh)
   gan = state_lib.make_gan(config)
   num_examples -= num_examples % jax.device_count()
   # The size matters to the state: configs that mine neighbours keep a table of them.
-  state = jax.jit(lambda: state_lib.init_state(gan, config, num_examples), out_shardings=replicated)()
+  state = jax.jit(lambda: population.init_state(gan, config, num_examples), out_shardings=parallel.by_member(mesh))()
   images = np.random.default_rng(0).integers(0, 256, (num_examples, config.image_size, config.image_size,
                                                        config.channels), dtype=np.uint8)
   images = parallel.host_to_global(images, parallel.batch_sharded(mesh))  # Split over the devices, as in train.py.
@@ -81,7 +80,7 @@ def _program(config, num_examples: int):
     num_labelled = config.kplus1.labels_per_class * config.kplus1.num_classes
     labelled = np.random.default_rng(1).integers(0, 256, (num_labelled, *images.shape[1:]), dtype=np.uint8)
     labels = np.arange(num_labelled, dtype=np.int32) % config.kplus1.num_classes
-    inputs += tuple(jax.device_put(x, replicated) for x in (labelled, labels))
+    inputs += tuple(jax.device_put(x[None], parallel.by_member(mesh)) for x in (labelled, labels))
   return step_lib.make_train_fn(gan, config, mesh, num_examples), state, inputs
 
 

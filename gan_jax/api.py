@@ -89,7 +89,8 @@ def init_state(config: ml_collections.ConfigDict, num_examples: int = 0) -> dict
 def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = None) -> dict[str, Any]:
   """Trains in this process to `steps` (default `config.total_steps`), resuming from
   `workdir`'s latest checkpoint, as train.py does (checkpoints, samples, TensorBoard);
-  returns the final train state."""
+  returns the final train state of the population, a member axis first on every leaf (of
+  size 1 for a single run: `population.unstack(state, 0)` is the run's; `load_run` is simpler)."""
   if steps is not None:
     config = ml_collections.ConfigDict(config.to_dict())
     config.total_steps = steps

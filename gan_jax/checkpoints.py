@@ -150,9 +150,29 @@ def saved_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[t
           for path, x in leaves}
 
 
+def _without_member_axis(abstract_state):
+  """`abstract_state` of a population of one without its member axis: the state a single run
+  saved before single runs had one (up to 282e9fe); None for a larger population."""
+  if any(x.shape[:1] != (1,) for x in jax.tree.leaves(abstract_state)):
+    return None
+  alone = lambda x: x.sharding and jax.sharding.NamedSharding(x.sharding.mesh, jax.sharding.PartitionSpec())
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=alone(x)), abstract_state)
+
+
+def _is_unstacked(saved: dict[str, tuple[tuple[int, ...], str]], abstract_state) -> bool:
+  single = _without_member_axis(abstract_state)
+  return single is not None and not _differences(saved, single)
+
+
 def shape_differences(saved: dict[str, tuple[tuple[int, ...], str]], abstract_state) -> list[str]:
   """What keeps `saved` (from `saved_shapes`) from restoring into `abstract_state`, one
-  item per leaf: missing on either side, or another shape or dtype. Empty if it fits."""
+  item per leaf: missing on either side, or another shape or dtype. Empty if it fits, as a
+  single run's checkpoint without the member axis fits a population of one (`restore`)."""
+  differences = _differences(saved, abstract_state)
+  return [] if differences and _is_unstacked(saved, abstract_state) else differences
+
+
+def _differences(saved, abstract_state) -> list[str]:
   here = {jax.tree_util.keystr(path, simple=True, separator="/"): (tuple(x.shape), np.dtype(x.dtype).name)
           for path, x in jax.tree_util.tree_leaves_with_path(abstract_state)}
   differences = [f"{k} is not in the checkpoint" for k in here if k not in saved]
@@ -170,8 +190,15 @@ def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = N
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {manager.directory}")
   try:
+    if _is_unstacked(saved_shapes(manager, step), abstract_state):
+      with _quiet_closed_loop():
+        state = manager.restore(step, args=ocp.args.StandardRestore(_without_member_axis(abstract_state)))
+      return jax.jit(lambda tree: jax.tree.map(lambda x: x[None], tree),
+                     out_shardings=jax.tree.map(lambda x: x.sharding, abstract_state))(state)
     with _quiet_closed_loop():
       return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except CheckpointError:
+    raise
   except Exception as e:  # TensorStore says a corrupted file in many ways.
     raise CheckpointError(_unreadable(manager, step, e)) from e
 

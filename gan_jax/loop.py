@@ -132,7 +132,7 @@ def _finite_mean(values: np.ndarray) -> float:
 def _log_summary(manager, pending_metrics: list, step: int, skip_nonfinite: bool,
                  names: list[str | None]) -> list[dict[str, float]]:
   """The metrics of the steps since the last log, brought to the host, checked and averaged,
-  one dict per member (`names`; [None] for a single run).
+  one dict per member (`names`; [None] for a single run, which names none).
 
   Checking them before each save keeps a diverged state out of the checkpoints (non-finite
   parameters show in the parameter norms and the losses). A skipped update's losses are
@@ -141,7 +141,7 @@ def _log_summary(manager, pending_metrics: list, step: int, skip_nonfinite: bool
   stacked = {k: np.concatenate([m[k] for m in jax.device_get(pending_metrics)]) for k in pending_metrics[0]}
   summaries = []
   for i, name in enumerate(names):
-    steps = {k: v if v.ndim == 1 else v[:, i] for k, v in stacked.items()}
+    steps = {k: v[:, i] for k, v in stacked.items()}
     member = f" of member {name}" if name else ""
     checked = [k for k in steps if k.endswith("_param_norm")] if skip_nonfinite else list(steps)
     bad = [k for k in checked if not np.isfinite(steps[k]).all()]
@@ -176,7 +176,7 @@ def _restore_or_init(config, workdir: str, manager, init_fn, abstract_state, num
 
 
 class _Member(NamedTuple):
-  """What the loop keeps of one member: its name (None for a single run), config and folder."""
+  """What the loop keeps of one member: its name (None alone), config and folder."""
   name: str | None
   config: ml_collections.ConfigDict
   workdir: str
@@ -184,11 +184,10 @@ class _Member(NamedTuple):
 
 def _members(config, workdir: str) -> list[_Member]:
   """The population's members, each with the config of a single run with its seed and its own
-  folder (`runs.member_dir`); one member, the run itself, for a single run."""
-  members = population.members(config)
-  if len(members) == 1:
-    return [_Member(None, config, workdir)]
-  return [_Member(m.name, population.member_config(config, m), runs.member_dir(workdir, m)) for m in members]
+  folder (`runs.member_dir`: the workdir itself for a single run)."""
+  alone = population.alone(config)
+  return [_Member(None if alone else m.name, population.member_config(config, m), runs.member_dir(workdir, config, m))
+          for m in population.members(config)]
 
 
 def _make_evals(members: list[_Member], gan, train_data, num_examples: int, num_labels: int, replicated):
@@ -233,14 +232,14 @@ def _sampler(gan, member: _Member, replicated, is_main_process: bool):
 
 
 def _labelled_subsets(members: list[_Member], train_data, sharding) -> tuple[jax.Array, ...]:
-  """(images, labels) of each member's labelled subset (stacked for a population), on the
+  """(images, labels) of the members' labelled subsets, stacked along the member axis, on the
   devices; () without `config.kplus1`."""
   if "kplus1" not in members[0].config:
     return ()
   train = train_data if jax.process_count() == 1 else None
   subsets = [runs.load_labelled_subset(m.config, m.workdir, train) for m in members]
   arrays = [(s.images, s.labels) for s in subsets]
-  return tuple(jax.device_put(np.stack(x) if len(members) > 1 else x[0], sharding) for x in zip(*arrays))
+  return tuple(jax.device_put(np.stack(x), sharding) for x in zip(*arrays))
 
 
 def _training_set(config: ml_collections.ConfigDict, mesh):
@@ -292,7 +291,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   validate_config(config)
   is_main_process = jax.process_index() == 0
   members = _members(config, workdir)
-  if len(members) > 1 and jax.process_count() > 1:
+  if not population.alone(config) and jax.process_count() > 1:
     raise ValueError(f"config.population makes {len(members)} members, which train in one process (with all its "
                      f"devices); this run has {jax.process_count()}: train a population without --distributed")
   mesh = parallel.make_mesh(len(members))
@@ -302,7 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   num_examples = images_u8.shape[0]
   by_member = parallel.by_member(mesh)
   logging.info("Training %s on %s: %d images %s (%d in this process), %d device(s).",
-               f"{len(members)} members" if len(members) > 1 else "one run", train_data.name, num_examples,
+               "one run" if population.alone(config) else f"{len(members)} members", train_data.name, num_examples,
                train_data.images.shape[1:], len(train_data), jax.device_count())
   _log_objective(config)
   gan = state_lib.make_gan(config)
@@ -346,7 +345,6 @@ def _train(config, state, train_fn, refit_fn, run_evals, samplers, manager, writ
   """The loop from the state's step to `config.total_steps`, or to a stop signal; the final state."""
   step = int(np.asarray(state["step"]).flat[0])
   names = [w.name for w in writers]
-  member = (lambda s, i: s) if len(names) == 1 else population.unstack
   first_call_start = time.perf_counter()
   last_log_step, last_log_time = step, None
   pending_metrics = []  # One dict of device arrays per call since the last log.
@@ -384,9 +382,9 @@ def _train(config, state, train_fn, refit_fn, run_evals, samplers, manager, writ
         break
       for i, save_samples in enumerate(samplers):
         if step % config.sample_every == 0 or is_last:
-          save_samples(member(state, i), step)
+          save_samples(population.unstack(state, i), step)
         if run_evals is not None and (step % config.eval_every == 0 or is_last):
-          scalars = run_evals(i, member(state, i))
+          scalars = run_evals(i, population.unstack(state, i))
           writers[i].write_scalars(step, scalars)
           last_log_time += scalars["eval_seconds"]  # Evaluation time is not training throughput.
     checkpoints.wait(manager)

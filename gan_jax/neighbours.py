@@ -59,15 +59,12 @@ def mine_neighbours(gan: GAN, d_vars, images_u8: jax.Array, k: int, block: int =
   return nearest_neighbours(map_discriminator(gan, d_vars, images_u8, embed, block), k)
 
 
-def refresh(gan: GAN, state, images_u8: jax.Array, every: int, population: bool = False):
-  """The state with its table mined afresh where its step is a multiple of `every`; for a
-  population (a leading member axis), every member's table, the step being theirs in common."""
+def refresh(gan: GAN, state, images_u8: jax.Array, every: int):
+  """The population's state (a leading member axis) with every member's table mined afresh
+  where their common step is a multiple of `every`."""
   k = state["neighbours"].shape[-1]
-  mine = lambda d_vars: mine_neighbours(gan, d_vars, images_u8, k)
-  if population:
-    mine = functools.partial(population_lib.map_members, mine)
-  step = state["step"][0] if population else state["step"]
-  return jax.lax.cond(step % every == 0, lambda s: {**s, "neighbours": mine(s["discriminator"])}, lambda s: s, state)
+  mine = functools.partial(population_lib.map_members, lambda d_vars: mine_neighbours(gan, d_vars, images_u8, k))
+  return jax.lax.cond(state["step"][0] % every == 0, lambda s: {**s, "neighbours": mine(s["discriminator"])}, lambda s: s, state)
 
 
 def draw(state, idx: jax.Array, key: jax.Array) -> jax.Array:

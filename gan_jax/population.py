@@ -5,8 +5,9 @@ names terms to switch off ("adversarial,contrastive"; "a+b" switches off two at 
 seed gets the full recipe and one member per ablation. An ablated term keeps its block, and so
 its heads, but enters the step with weight 0: members differ only in values, so one program,
 `jax.vmap` over a leading member axis of the train state, updates them all. Each member draws
-the data order and randomness of a single run with its seed. One member (N = 1, no ablations)
-is the single-run program, without a member axis.
+the data order and randomness of a single run with its seed. A single run is a population of
+one: its state, weights and metrics carry the member axis too, so one program serves both;
+only its files (at the workdir's root) and its name (none) say it is alone (`alone`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def members(config: ml_collections.ConfigDict) -> tuple[Member, ...]:
   return tuple(Member(seed, ablation) for seed in seeds for ablation in [()] + _ablations(config))
 
 
+def alone(config: ml_collections.ConfigDict) -> bool:
+  """Whether `config` trains one member, the run itself: its files stay at the workdir's root
+  and its logs and results name no member. The program is the same either way."""
+  return len(members(config)) == 1
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming a population setting training cannot use."""
   seeds = config.population.seeds
@@ -84,12 +91,8 @@ def member_weights(config: ml_collections.ConfigDict, member: Member) -> dict[st
 
 
 def weights(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """The step's `weights` argument: {term name: float32 weight} for one member, `P` weights
-  (one per member) for a population."""
-  population = members(config)
-  per_member = [member_weights(config, m) for m in population]
-  if len(population) == 1:
-    return {name: np.float32(w) for name, w in per_member[0].items()}
+  """The train function's `weights` argument: {term name: `P` float32 weights, one per member}."""
+  per_member = [member_weights(config, m) for m in members(config)]
   return {name: np.asarray([w[name] for w in per_member], np.float32) for name in per_member[0]}
 
 
@@ -131,8 +134,5 @@ def unstack(tree: Any, index: int) -> Any:
 
 def init_state(gan, config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:
   """The population's fresh train state: each member's `state.init_state` (that of a single
-  run with its seed), stacked; one member's, unstacked, for a single run. Pure."""
-  population = members(config)
-  if len(population) == 1:
-    return state_lib.init_state(gan, config, num_examples)
-  return stack([state_lib.init_state(gan, member_config(config, m), num_examples) for m in population])
+  run with its seed), stacked along the member axis. Pure."""
+  return stack([state_lib.init_state(gan, member_config(config, m), num_examples) for m in members(config)])

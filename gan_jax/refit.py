@@ -126,7 +126,7 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   neighbours mined by D's embedding of the same images, and written into D's params (and,
   with `d_ema_decay`, into its EMA's, fitted on the EMA's own features); `code_refit_step`
   set to the state's step. `losses`: each head's SCAN loss on the training images, `R` (or
-  `2 x R`: online D, then its EMA). For a population, each member's, along a leading axis."""
+  `2 x R`: online D, then its EMA). The state and the losses carry the population's member axis."""
   refit = config.infogan.refit
   mining = terms.block(config, "infogan.neighbours")
   fit = functools.partial(fit_heads, num_heads=refit.heads, hidden=infogan.Q_HIDDEN,
@@ -152,7 +152,6 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
       head_losses = jnp.concatenate([head_losses, ema_losses])
     state["code_refit_step"] = state["step"]
     return state, head_losses
-  if len(population.members(config)) > 1:  # Each member's heads, on its own D.
-    refit_one = refit_fn
-    refit_fn = lambda state, images_u8: population.map_members(lambda s: refit_one(s, images_u8), state)
-  return jax.jit(refit_fn, donate_argnums=0, out_shardings=(parallel.by_member(mesh), parallel.by_member(mesh)))
+  # Each member's heads, on its own D.
+  refit_members = lambda state, images_u8: population.map_members(lambda s: refit_fn(s, images_u8), state)
+  return jax.jit(refit_members, donate_argnums=0, out_shardings=(parallel.by_member(mesh), parallel.by_member(mesh)))

@@ -13,6 +13,7 @@ import jax
 import ml_collections
 
 from gan_jax import checkpoints
+from gan_jax import population
 from gan_jax import runs
 from gan_jax import state as state_lib
 
@@ -70,7 +71,7 @@ def _fits(saved: dict, saved_shapes, field: str | None = None, value: Any = None
         del parent[leaf]
       else:
         parent[leaf] = value
-    make_state = functools.partial(state_lib.init_state, state_lib.make_gan(candidate), candidate, num_examples)
+    make_state = functools.partial(population.init_state, state_lib.make_gan(candidate), candidate, num_examples)
     shapes = jax.eval_shape(make_state)
   except Exception:  # pylint: disable=broad-except
     return None

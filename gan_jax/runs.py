@@ -34,10 +34,10 @@ CONFIG_FILE = "config.json"
 LABELLED_SUBSET_FILE = "labelled_subset.json"
 
 
-def member_dir(workdir: str, member) -> str:
-  """The folder of a population member's own files (samples, tensorboard, labelled subset,
-  evaluations): `workdir/members/<name>/`."""
-  return os.path.join(workdir, "members", member.name)
+def member_dir(workdir: str, config: ml_collections.ConfigDict, member: population.Member | None) -> str:
+  """The folder of a member's own files (samples, tensorboard, labelled subset, evaluations):
+  `workdir/members/<name>/` in a population, the workdir itself for a single run."""
+  return workdir if population.alone(config) else os.path.join(workdir, "members", member.name)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -129,19 +129,17 @@ def load_runs(workdir: str, step: int | None = None, config: ml_collections.Conf
   finally:
     manager.close()
   initial = jax.jit(init_fn, out_shardings=replicated)()["discriminator"]
-  members = population.members(config)
-  if len(members) == 1:
-    return [Run(config, gan, step, state["discriminator"], initial, state)]
+  alone = population.alone(config)
   return [Run(population.member_config(config, m), gan, step, part["discriminator"],
-              population.unstack(initial, i), part, m)
-          for i, m in enumerate(members) for part in [population.unstack(state, i)]]
+              population.unstack(initial, i), part, None if alone else m)
+          for i, m in enumerate(population.members(config)) for part in [population.unstack(state, i)]]
 
 
 def load_run(workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None,
              member: str | None = None) -> Run:
   """`load_runs`' run; of a population, the member named `member` (e.g. "seed1-no_contrastive")."""
   loaded = load_runs(workdir, step, config)
-  if len(loaded) == 1 and member is None:
+  if member is None and loaded[0].member is None:  # A single run.
     return loaded[0]
   names = [run.member.name for run in loaded if run.member is not None]
   if member not in names:
@@ -193,7 +191,7 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
   name = "step_{step}" + (f"_{features}" if features else "") + ("_validation" if validation else "")
   by_seed, evaluated, train = {}, {}, None  # A population's members of one seed share their evaluators.
   for run in load_runs(workdir, step, config):
-    folder = workdir if run.member is None else member_dir(workdir, run.member)
+    folder = member_dir(workdir, config, run.member)
     if run.config.seed not in by_seed:
       try:
         if train is None:  # Loaded once, for every evaluator.

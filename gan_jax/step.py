@@ -255,13 +255,12 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
   replicated or split along the data axis; each step gathers its own batches from it by
   `data.batch_indices`, so the loop copies nothing between host and device. With
   `config.kplus1`, `labelled_u8` and `labels` are the labelled subset, batched the same way;
-  no other labels are passed. Metrics come back stacked, one row per step. For a population
-  (`population.members`), the state, weights, labelled subsets and metrics carry a member
-  axis (after the step axis for metrics), and `jax.vmap` runs the step over it.
+  no other labels are passed. The state, weights, labelled subsets and metrics carry the
+  population's member axis (`population.members`; after the step axis for metrics: one row
+  per step), of size 1 for a single run, and `population.map_members` runs the step over it.
   """
   settings = step_settings(config, mesh)
-  members = population.members(config)
-  keys = population.stack([seed_keys(m.seed) for m in members]) if len(members) > 1 else seed_keys(config.seed)
+  keys = population.stack([seed_keys(m.seed) for m in population.members(config)])
   shard = lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharded(mesh, batch_axis=1))
   mining = terms.block(config, "infogan.neighbours")
 
@@ -282,9 +281,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
 
   def one_step(state, weights, images_u8, labelled_u8, labels):
     if mining is not None:
-      state = neighbours_lib.refresh(gan, state, images_u8, mining.refresh, population=len(members) > 1)
-    if len(members) == 1:
-      return member_step(state, weights, keys, images_u8, labelled_u8, labels)
+      state = neighbours_lib.refresh(gan, state, images_u8, mining.refresh)
     return population.map_members(lambda s, w, k, x, y: member_step(s, w, k, images_u8, x, y),
                                   state, weights, keys, labelled_u8, labels)
 

@@ -99,25 +99,33 @@ def initial_state(config, gan=None, num_examples: int = 0):
   return gan, jax.jit(lambda: state_lib.init_state(gan, config, num_examples))()
 
 
+def initial_population(config, num_examples: int = 0, mesh=None):
+  """(gan, `population.init_state` of `config`: the state `step.make_train_fn` trains, a member
+  axis first (of size 1 for a single run), placed as `loop.train_and_evaluate` places it)."""
+  import jax
+  from gan_jax import parallel, population, state as state_lib
+  gan = state_lib.make_gan(config)
+  mesh = mesh or parallel.make_mesh(len(population.members(config)))
+  init = lambda: population.init_state(gan, config, num_examples)
+  return gan, jax.jit(init, out_shardings=parallel.by_member(mesh))()
+
+
 def states_after(config, steps: tuple[int, ...], weights: dict[str, float] | None = None) -> dict:
   """{step: the host train state after that many calls of `step.make_train_fn` of `config` (a
   population or not)}, from one run of max(steps) calls on every visible device, the data and
   state placed as `loop.train_and_evaluate` places them (the same program, so the compilation
   cache has it); with `weights` ({term: weight}, one run) instead of the config's if given."""
-  import functools
   import jax
   import numpy as np
-  from gan_jax import data, parallel, population, state as state_lib, step as step_lib
+  from gan_jax import data, parallel, population, step as step_lib
   mesh = parallel.make_mesh(len(population.members(config)))
   parallel.check_batch_size(config.batch_size, mesh)
-  gan = state_lib.make_gan(config)
   train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
-  init = functools.partial(population.init_state, gan, config, num_examples=images.shape[0])
-  state = jax.jit(init, out_shardings=parallel.by_member(mesh))()
+  gan, state = initial_population(config, images.shape[0], mesh)
   train_fn = step_lib.make_train_fn(gan, config, mesh, images.shape[0])
-  weights = population.weights(config) if weights is None else {k: np.float32(v) for k, v in weights.items()}
+  weights = population.weights(config) if weights is None else {k: np.float32([v]) for k, v in weights.items()}
   states = {}
   for step in range(1, max(steps) + 1):
     state, _ = train_fn(state, weights, images)
@@ -136,13 +144,14 @@ def jit_step(config, gan=None):
   jit-compiled, on `real` (`n_dis x B x H x W x C`) and the other batches given, with the
   config's term weights unless `weights` says otherwise."""
   import jax
+  import numpy as np
   from gan_jax import population
   from gan_jax import state as state_lib
   from gan_jax import step as step_lib
   gan = gan or state_lib.make_gan(config)
   settings = step_lib.step_settings(config)
   compiled = jax.jit(lambda s, b, w: step_lib.train_step(s, b, w, gan=gan, settings=settings))
-  default = population.weights(config)
+  default = {name: np.float32(w) for name, w in population.member_weights(config, population.members(config)[0]).items()}
   return lambda state, real, weights=None, **batch: compiled(state, {"real": real, **batch}, weights or default)
 
 

@@ -77,13 +77,12 @@ def trace(config, steps: int = STEPS) -> dict[str, list]:
   gan = state_lib.make_gan(config)
   train = data.load_split(config.data, "train", image_size=config.image_size, channels=config.channels)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
-  replicated = parallel.replicated(mesh)
-  state = jax.jit(lambda: state_lib.init_state(gan, config, len(images)), out_shardings=replicated)()
+  state = jax.jit(lambda: population.init_state(gan, config, len(images)), out_shardings=parallel.by_member(mesh))()
   labelled = ()
   if "kplus1" in config:
     with tempfile.TemporaryDirectory() as workdir:
       subset = runs.load_labelled_subset(config, workdir, train)
-    labelled = tuple(jax.device_put(x, replicated) for x in (subset.images, subset.labels))
+    labelled = tuple(jax.device_put(x[None], parallel.by_member(mesh)) for x in (subset.images, subset.labels))
   train_fn = step_lib.make_train_fn(gan, config, mesh, len(images))
   weights = population.weights(config)
   traced = {"steps": [], "refit": []}

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conftest import run_steps, tiny_config  # noqa: E402
 from configs import base  # noqa: E402
-from gan_jax import data, loop, parallel, refit, state as state_lib  # noqa: E402
+from gan_jax import data, loop, parallel, population, refit, state as state_lib  # noqa: E402
 
 
 def refit_config():
@@ -38,8 +38,8 @@ def refit_heads(config) -> dict[str, np.ndarray]:
   train = data.load_process_share(config.data, "train", image_size=config.image_size, channels=config.channels,
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
-  state = jax.jit(functools.partial(state_lib.init_state, gan, config, images.shape[0]),
-                  out_shardings=parallel.replicated(mesh))()
+  state = jax.jit(functools.partial(population.init_state, gan, config, images.shape[0]),
+                  out_shardings=parallel.by_member(mesh))()
   state, losses = refit.make_refit_fn(gan, config, mesh)(state, images)
   params = jax.device_get(state["discriminator"]["params"])
   return {**flatten({name: value for name, value in params.items() if name.startswith("code_refit")}),

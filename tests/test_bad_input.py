@@ -23,6 +23,7 @@ from conftest import REPO, initial_state, tiny_config
 from gan_jax import checkpoints
 from gan_jax import cli
 from gan_jax import loop
+from gan_jax import population
 from gan_jax import resume
 from gan_jax import state as state_lib
 
@@ -113,7 +114,7 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
   message = str(info.value)
   assert message.startswith(f"{workdir / 'checkpoints' / '4'} is a checkpoint of another train state than this "
                             "config makes: config.model.discriminator_features=16 (saved: 8) changes its shapes ("), message
-  assert "(24 arrays differ, e.g. discriminator/params/conv1/bias is float32[8] in the checkpoint, float32[16] here)" in message
+  assert "(24 arrays differ, e.g. discriminator/params/conv1/bias is float32[1, 8] in the checkpoint, float32[1, 16] here)" in message
   assert message.endswith("resume with the saved values, or train in a new workdir; fields that keep the shapes, "
                           "like total_steps, may change")
   assert "total_steps" not in message.split("here")[0] and "learning_rate" not in message
@@ -121,7 +122,7 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
 
   manager = checkpoints.make_manager(str(workdir), keep=5, read_only=True)
   try:
-    abstract = lambda c: jax.eval_shape(lambda: state_lib.init_state(state_lib.make_gan(c), c))
+    abstract = lambda c: jax.eval_shape(lambda: population.init_state(state_lib.make_gan(c), c))
     two = tiny_config(**{"model.latent_dim": 8})
     two.infogan = base.block("infogan")  # A term switched on: its block is named as one change.
     with pytest.raises(ValueError, match=r"config.infogan \(a block the saved config lacks\) and "
@@ -132,7 +133,7 @@ def test_a_config_that_changes_the_state_shapes_is_refused_naming_the_fields(sav
     os.remove(workdir / "config.json")
     other = tiny_config(**{"model.generator_features": 4})
     with pytest.raises(ValueError, match=r"another train state than this config makes: 50 arrays differ, e.g. "
-                       r"g_ema_params/project/bias is float32\[1568\] in the checkpoint, float32\[784\] here;"):
+                       r"g_ema_params/project/bias is float32\[1, 1568\] in the checkpoint, float32\[1, 784\] here;"):
       resume.check_resumable(other, str(workdir), manager, 4, abstract(other))
   finally:
     manager.close()
@@ -145,7 +146,7 @@ def test_fields_that_keep_the_shapes_may_change_and_are_logged(saved_run, tmp_pa
   caplog.set_level("INFO", logger="absl")
   try:
     resume.check_resumable(config, str(workdir), manager, 4,
-                             jax.eval_shape(lambda: state_lib.init_state(state_lib.make_gan(config), config)))
+                             jax.eval_shape(lambda: population.init_state(state_lib.make_gan(config), config)))
   finally:
     manager.close()
   assert (f"Resuming with fields changed since {workdir / 'config.json'}: d_optimizer.learning_rate 0.0002 -> 0.001; "

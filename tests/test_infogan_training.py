@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from conftest import discriminator, initial_state, jit_step, tiny_config
+from conftest import discriminator, initial_population, initial_state, jit_step, tiny_config
 from gan_jax import data
 from gan_jax import loop
 from gan_jax import neighbours
@@ -37,11 +37,12 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
       "infogan.categories": 4, "infogan.continuous": 0,
       "g_optimizer.learning_rate": 1e-3, "d_optimizer.learning_rate": 1e-3})
   del config.contrastive, config.infogan.neighbours, config.infogan.consistency  # InfoGAN's own terms alone.
-  gan, state = initial_state(config)
+  gan, state = initial_population(config)
   images = data.load_split(config.data, "test", image_size=28, channels=1).images
   train_fn = step_lib.make_train_fn(gan, config, parallel.make_mesh(), num_examples=len(images))
   for _ in range(config.total_steps):
     state, metrics = train_fn(state, population.weights(config), images)
+  state = population.unstack(state, 0)
 
   z, categories, _ = sampling.sample_latents(jax.random.PRNGKey(123), 400, gan)  # Latents not trained on.
   fakes = gan.generator.apply(state["generator"], z, train=False)
@@ -100,7 +101,7 @@ def test_infogan_terms_report_their_metrics_and_self_labelling_counts_from_its_s
 
   def after(at_step, consistency_weight):
     state = {**initial, "step": jnp.asarray(at_step, initial["step"].dtype)}
-    weights = {**population.weights(config), "d_code_consistency": np.float32(consistency_weight)}
+    weights = {**population.member_weights(config, population.Member(0)), "d_code_consistency": consistency_weight}
     new, metrics = step(state, real, weights=weights, neighbour=real[:, ::-1])
     return jax.device_get(new["discriminator"]["params"]), metrics
 

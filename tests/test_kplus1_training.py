@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import initial_state, jit_step, tiny_config
+from conftest import initial_population, initial_state, jit_step, tiny_config
 from gan_jax import data
 from gan_jax import loop
 from gan_jax import parallel
@@ -107,12 +107,12 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
     config = tiny_config(spec, **{"kplus1.labels_per_class": 2})
     if "consistency" in config.kplus1:
       config.kplus1.consistency.threshold = 0.0  # Every real image sets a target, from the first step.
-    gan, state = initial_state(config)
+    gan, state = initial_population(config)
     train_fn = step_lib.make_train_fn(gan, config, parallel.make_mesh(), num_examples=40)
     after = []
-    for images in image_sets:
-      new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), population.weights(config), images, labelled,
-                                    labels)  # It donates its state.
+    for images in image_sets:  # A population of one: its labelled subset has a member axis too.
+      new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), population.weights(config), images, labelled[None],
+                                    labels[None])  # It donates its state.
       assert float(metrics["d_supervised"][0]) > 0
       after.append(jax.tree.leaves(new_state["discriminator"]["params"]))
     return after

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from gan_jax import checkpoints
 from gan_jax import loop
 from gan_jax import parallel
+from gan_jax import population
 from gan_jax import runs
 from gan_jax import state as state_lib
 from gan_jax import step as step_lib
@@ -37,11 +38,32 @@ def test_checkpoint_round_trip(tmp_path, config):
   assert jax.tree.structure(restored) == jax.tree.structure(state)
 
 
+def test_a_single_runs_checkpoint_without_the_member_axis_restores_as_a_population_of_one(tmp_path, config):
+  # Checkpoints written before a single run had a member axis (up to 282e9fe) hold the
+  # state unstacked; they restore, and resume, into the population of one.
+  gan, state = initial_state(config)
+  manager = checkpoints.make_manager(str(tmp_path), keep=2)
+  checkpoints.save(manager, 0, state)
+  manager.wait_until_finished()
+  mesh = parallel.make_mesh()
+  abstract = checkpoints.abstract_like(jax.eval_shape(lambda: population.init_state(gan, config)),
+                                       parallel.by_member(mesh))
+  assert not checkpoints.shape_differences(checkpoints.saved_shapes(manager, 0), abstract)
+  restored = checkpoints.restore(manager, abstract, 0)
+  assert restored["step"].shape == (1,) and restored["step"].sharding == parallel.by_member(mesh)
+  assert_trees_equal(jax.device_get(restored), population.stack([jax.device_get(state)]))
+  # A population of two does not take it.
+  two = tiny_config(**{"population.seeds": 2})
+  assert checkpoints.shape_differences(checkpoints.saved_shapes(manager, 0),
+                                       jax.eval_shape(lambda: population.init_state(gan, two)))
+  manager.close()
+
+
 def test_end_to_end_on_mock_tfds(tmp_path):
   config = tiny_config(total_steps=2, **{"data.name": "mnist", "data.download": False})
   with tfds.testing.mock_data(num_examples=32):
     state = loop.train_and_evaluate(config, str(tmp_path))
-  assert int(state["step"]) == 2
+  assert state["step"].tolist() == [2]
   assert os.listdir(tmp_path / "checkpoints") == ["2"]
   assert os.path.exists(tmp_path / "samples" / "step_2.png")
   assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
@@ -75,7 +97,7 @@ def test_divergence_stops_before_a_nonfinite_checkpoint(tmp_path):
 
 def test_steps_per_call_fuses_steps(tmp_path):
   state = loop.train_and_evaluate(tiny_config(steps_per_call=2, total_steps=4, log_every=2), str(tmp_path))
-  assert int(state["step"]) == 4 and sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+  assert state["step"].tolist() == [4] and sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
   with pytest.raises(ValueError, match=r"checkpoint is at step 4, which config.steps_per_call=3"):
     loop.train_and_evaluate(tiny_config(steps_per_call=3, total_steps=6, log_every=3, save_every=3,
                                             sample_every=3), str(tmp_path))
@@ -109,7 +131,7 @@ def test_training_calls_make_no_host_device_transfers(tmp_path, monkeypatch):
   monkeypatch.setattr(step_lib, "make_train_fn", guarded_make_train_fn)
   state = loop.train_and_evaluate(tiny_config(total_steps=4, log_every=2, save_every=4, sample_every=4),
                                       str(tmp_path))
-  assert int(state["step"]) == 4 and len(calls) == 4
+  assert state["step"].tolist() == [4] and len(calls) == 4
   assert all(isinstance(v, jax.Array) for m in calls for v in m.values())
 
 

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import initial_state, tiny_config
+from conftest import initial_population, initial_state, tiny_config
 from gan_jax import data
 from gan_jax import neighbours
 from gan_jax import parallel
@@ -40,15 +40,15 @@ def test_mined_neighbours_are_refreshed_on_schedule_and_fed_to_the_step():
                                   mesh=mesh)
   images = parallel.host_to_global(train.images, parallel.batch_sharded(mesh))
   n = images.shape[0]
-  gan, state = initial_state(config, num_examples=n)
-  assert state["neighbours"].shape == (n, 3)
+  gan, state = initial_population(config, num_examples=n, mesh=mesh)
+  assert state["neighbours"].shape == (1, n, 3)  # A population of one.
   train_fn = step_lib.make_train_fn(gan, config, mesh, n)
   mine = jax.jit(lambda d: neighbours.mine_neighbours(gan, d, images, 3))
   tables, discriminators = [], []
   for _ in range(3):
-    discriminators.append(jax.device_get(state["discriminator"]))
+    discriminators.append(population.unstack(jax.device_get(state["discriminator"]), 0))
     state, metrics = train_fn(state, population.weights(config), images)
-    tables.append(np.asarray(state["neighbours"]))
+    tables.append(np.asarray(state["neighbours"][0]))
     assert np.isfinite(metrics["d_code_neighbour_agreement"]).all()
   at_0, at_2 = np.asarray(mine(discriminators[0])), np.asarray(mine(discriminators[2]))
   assert not np.array_equal(at_0, at_2)  # Else the check below could not tell a refresh from none.

@@ -7,13 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import base
-from conftest import initial_state, jit_step, tiny_config
+from conftest import initial_population, initial_state, jit_step, tiny_config
 from gan_jax import augment
 from gan_jax import data
 from gan_jax import parallel
 from gan_jax import population
 from gan_jax import sampling
-from gan_jax import state as state_lib
 from gan_jax import step as step_lib
 from gan_jax.terms import contrastive
 
@@ -27,11 +26,9 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   traces = []
   original = step_lib.train_step
   monkeypatch.setattr(step_lib, "train_step", lambda *a, **k: traces.append(1) or original(*a, **k))
-  gan = state_lib.make_gan(config)
   mesh = parallel.make_mesh()
-  replicated = parallel.replicated(mesh)
   # Placed as train_and_evaluate places it: a different sharding would be another program.
-  state = jax.jit(functools.partial(state_lib.init_state, gan, config), out_shardings=replicated)()
+  gan, state = initial_population(config, mesh=mesh)
   before = jax.device_get(state)
   # The training split, placed as train.py places it: the step compiled is a training run's.
   train = data.load_split(config.data, "train", image_size=28, channels=1)
@@ -41,8 +38,8 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   state, first = train_fn(jax.tree.map(jnp.copy, state), weights, images)
   after_one = jax.device_get(state)
   # Other weights are other values of the same program: no second trace, and they count.
-  other, other_metrics = train_fn(jax.device_put(before, replicated), {**weights, "d_contrastive": np.float32(0.0)},
-                                  images)
+  other, other_metrics = train_fn(jax.device_put(before, parallel.by_member(mesh)),
+                                  {**weights, "d_contrastive": np.float32([0.0])}, images)
   state, metrics = train_fn(state, weights, images)
   assert len(traces) == 1, "another call retraced the step"
   assert not np.allclose(other["discriminator"]["params"]["conv1"]["kernel"],
@@ -51,7 +48,7 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
   np.testing.assert_allclose(first["d_loss"] - other_metrics["d_loss"], first["d_contrastive"], rtol=1e-5)
   # D's loss is the weighted sum of its terms' losses, each logged under the term's name.
   np.testing.assert_allclose(first["d_loss"], first["d_adversarial"] + first["d_contrastive"], rtol=1e-6)
-  assert int(after_one["step"]) == 1 and int(state["step"]) == 2
+  assert after_one["step"].tolist() == [1] and state["step"].tolist() == [2]  # A population of one.
   for net in ("generator", "discriminator"):
     changed = jax.tree.map(lambda x, y: not np.array_equal(x, y), before[net]["params"], after_one[net]["params"])
     assert all(jax.tree.leaves(changed)), f"{net}: some parameters did not move"
@@ -155,7 +152,7 @@ def test_scan_and_unrolled_loops_agree():
   config = tiny_config()
   gan, state = initial_state(config)
   real = real_batches((2, 1, 8, 28, 28, 1))
-  settings, weights = step_lib.step_settings(config), population.weights(config)
+  settings, weights = step_lib.step_settings(config), population.member_weights(config, population.Member(0))
   step = lambda s, r: step_lib.train_step(s, {"real": r}, weights, gan=gan, settings=settings)
   run = lambda unroll: jax.jit(lambda s, r: step_lib.repeat(step, s, r, 2, unroll=unroll))(state, real)
   (scanned, m_scanned), (unrolled, m_unrolled) = run(False), run(True)
