@@ -27,7 +27,7 @@ from gan_jax import parallel
 from gan_jax import population
 from gan_jax import terms
 from gan_jax.terms import infogan
-from gan_jax.state import GAN
+from gan_jax.state import GAN, stream
 from gan_jax.terms.core import mutual_information_loss
 from gan_jax.terms.infogan import neighbour_consistency_loss
 
@@ -143,7 +143,7 @@ def make_refit_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
     return params, head_losses
 
   def refit_fn(state, images_u8):
-    key = jax.random.fold_in(jax.random.fold_in(state["rng"], state["step"]), 0x5CA)
+    key = stream(jax.random.fold_in(state["rng"], state["step"]), "refit")  # Apart from the step's keys.
     state = dict(state)
     params, head_losses = refit_params(state["discriminator"]["params"], state["discriminator"], images_u8, key)
     state["discriminator"] = {**state["discriminator"], "params": params}

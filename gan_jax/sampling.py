@@ -7,16 +7,15 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from gan_jax.state import GAN, seed_keys
+from gan_jax.state import GAN, seed_keys, stream
 
 
 def sample_latents(key: jax.Array, batch_size: int, gan: GAN) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Generator inputs `B x input_dim`: N(0, 1) noise, then the one-hot categorical code
   (uniform over its values), then the continuous codes (uniform in [-1, 1]).
   Returns (inputs, categories int32 `B`, continuous `B x C`)."""
-  # The noise takes `key` itself, so a GAN without codes draws what it always drew;
-  # fold_in(key, i > 0) are independent of it.
-  c_key, u_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+  # The noise takes `key` itself, so a GAN without codes draws what one with codes draws.
+  c_key, u_key = stream(key, "categories"), stream(key, "continuous")
   z = jax.random.normal(key, (batch_size, gan.latent_dim))
   categories = jax.random.randint(c_key, (batch_size,), 0, max(gan.num_categories, 1))
   continuous = jax.random.uniform(u_key, (batch_size, gan.num_continuous), minval=-1.0, maxval=1.0)
@@ -48,7 +47,7 @@ def make_ema_variables_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   fixed latents ("standing statistics"), so samples of a state are deterministic and
   independent of the batch they are drawn in.
   """
-  z_stats = sample_latents(jax.random.fold_in(seed_keys(seed)["sample"], 1), num_stat_samples, gan)[0]
+  z_stats = sample_latents(stream(seed_keys(seed)["sample"], "statistics"), num_stat_samples, gan)[0]
   # Momentum 0: the running statistics become those of this one batch. A generator without
   # BatchNorm (no `bn_momentum`) has none to compute.
   has_statistics = "bn_momentum" in {f.name for f in dataclasses.fields(gan.generator)}

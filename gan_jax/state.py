@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import functools
+import zlib
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -30,12 +31,11 @@ from gan_jax import conv
 from gan_jax import models
 from gan_jax import terms
 
-OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "linear")
 # Compute dtypes of `config.model.dtype`; parameters, optimizer state and losses stay float32.
 COMPUTE_DTYPES = ("float32", "bfloat16")
-# Streams of randomness derived from config.seed by fold_in, so adding one never moves another.
-_INIT_STREAM, _TRAIN_STREAM, _DATA_STREAM, _SAMPLE_STREAM, _LABELLED_STREAM = range(5)
+# The streams of randomness of a run, each drawn from config.seed by its name (`stream`).
+SEED_STREAMS = ("init", "train", "data", "sample", "labelled")
 # The fields of every config (defaults and comments: configs/base.py). Optional beside them:
 # the term blocks (`terms.BLOCKS`), absent where the term is off, and `debug_nan_step`
 # (tests only: the losses of that step are made NaN).
@@ -85,8 +85,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.{field}={config[field]!r} must be in [0, 1)")
   for which in ("g_optimizer", "d_optimizer"):
     opt = config[which]
-    if opt.name not in OPTIMIZERS:
-      raise ValueError(f"config.{which}.name={opt.name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if not opt.weight_decay >= 0:
+      raise ValueError(f"config.{which}.weight_decay={opt.weight_decay!r} must be >= 0 (0: Adam; > 0: AdamW)")
     if opt.schedule not in SCHEDULES:
       raise ValueError(f"config.{which}.schedule={opt.schedule!r}; allowed: {', '.join(SCHEDULES)}")
   terms.check_config(config)
@@ -96,7 +96,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def make_optimizer(opt_config: ml_collections.ConfigDict, num_updates: int) -> optax.GradientTransformation:
-  """Optax optimizer from `config.{g,d}_optimizer`: name, learning_rate, b1, b2, weight_decay, schedule.
+  """Optax optimizer from `config.{g,d}_optimizer`: Adam, or AdamW where `weight_decay` > 0
+  (one field for one choice: Adam's update ignores a weight decay a config could still state).
 
   `num_updates` is how many times this optimizer steps in the whole run (the
   discriminator's is `n_dis` times the generator's): the linear schedule reaches 0 there.
@@ -104,7 +105,7 @@ def make_optimizer(opt_config: ml_collections.ConfigDict, num_updates: int) -> o
   lr = opt_config.learning_rate
   if opt_config.schedule == "linear":  # Linear decay to zero over the run, as in SNGAN.
     lr = optax.linear_schedule(lr, 0.0, num_updates)
-  if opt_config.name == "adamw":
+  if opt_config.weight_decay:
     return optax.adamw(lr, b1=opt_config.b1, b2=opt_config.b2, weight_decay=opt_config.weight_decay)
   return optax.adam(lr, b1=opt_config.b1, b2=opt_config.b2)
 
@@ -122,12 +123,16 @@ def make_gan(config: ml_collections.ConfigDict) -> GAN:
              config.model.latent_dim, code.categories if code else 0, code.continuous if code else 0)
 
 
+def stream(key: jax.Array, name: str) -> jax.Array:
+  """The stream of randomness `name` of `key` (fold_in of the name's CRC-32): each stream is
+  named by what it draws, so adding one never moves another, and none is kept by number."""
+  return jax.random.fold_in(key, zlib.crc32(name.encode()))
+
+
 def seed_keys(seed: int) -> dict[str, jax.Array]:
-  """The independent random streams of a run, from `config.seed`."""
+  """The independent random streams of a run (`SEED_STREAMS`), from `config.seed`."""
   root = jax.random.PRNGKey(seed)
-  return {name: jax.random.fold_in(root, stream) for name, stream in
-          [("init", _INIT_STREAM), ("train", _TRAIN_STREAM), ("data", _DATA_STREAM), ("sample", _SAMPLE_STREAM),
-           ("labelled", _LABELLED_STREAM)]}
+  return {name: stream(root, name) for name in SEED_STREAMS}
 
 
 def init_state(gan: GAN, config: ml_collections.ConfigDict, num_examples: int = 0) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from gan_jax import parallel
 from gan_jax import population
 from gan_jax import terms
 from gan_jax.sampling import sample_latents
-from gan_jax.state import GAN, seed_keys
+from gan_jax.state import GAN, seed_keys, stream
 from gan_jax.terms.core import Judged
 from gan_jax.terms.rotation import rotate90
 
@@ -37,12 +37,6 @@ VIEWS = ("translation", "cutout")
 MADE_FROM = {"real": ("real", None), "fake": ("fake", None), "labelled": ("labelled", None),
              "view0": ("real", VIEWS), "view1": ("real", VIEWS), "neighbour": ("neighbour", VIEWS),
              "weak": ("real", ("translation",))}
-# The stream of randomness (fold_in of the update's key) of each batch, and the order in which
-# each player's update stacks its batches for D; both as the step drew them before the terms
-# were split out, so that recorded runs reproduce.
-D_STREAMS = {"real": 2, "fake": 3, "rotated": 4, "labelled": 5, "view0": 10, "view1": 11, "weak": 12, "neighbour": 13}
-G_STREAMS = {"rotated": 1, "fake": 2, "real": 3}
-D_ORDER, G_ORDER = terms.BATCHES, ("fake", "rotated", "real")
 
 
 class StepSettings(NamedTuple):
@@ -116,7 +110,7 @@ def _discriminator_update(carry, inputs, *, gan: GAN, settings: StepSettings, we
   fake, _, (categories, continuous) = _generate(gan, g_vars, g_vars["params"], z_key, batch["real"].shape[0],
                                                 settings)
   fake = jax.lax.stop_gradient(fake)
-  images, parts, made = _judged_images(terms.inputs(settings.terms.discriminator, D_ORDER), key, D_STREAMS,
+  images, parts, made = _judged_images(terms.inputs(settings.terms.discriminator), key,
                                        {**batch, "fake": fake}, settings.augment, rotate=batch["real"])
   made.update(batch, fake=fake, categories=categories, continuous=continuous, key=gp_key)
 
@@ -143,7 +137,7 @@ def _generator_update(state, d_params, d_stats, last_real, key, *, gan: GAN, set
 
   def loss_fn(g_params):
     fake, g_stats, (categories, continuous) = _generate(gan, g_vars, g_params, key, last_real.shape[0], settings)
-    images, parts, made = _judged_images(terms.inputs(settings.terms.generator, G_ORDER), key, G_STREAMS,
+    images, parts, made = _judged_images(terms.inputs(settings.terms.generator), key,
                                          {"real": last_real, "fake": fake}, settings.augment, rotate=fake)
     logits, features, _ = _discriminate(gan, d_params, d_stats, images)
     made.update(categories=categories, continuous=continuous)
@@ -173,12 +167,12 @@ def _weighted_sum(enabled, judged: Judged, weights, player: str):
   return total, metrics
 
 
-def _judged_images(names, key, streams, sources, policy, rotate):
-  """The batches `names`, each made from `sources` (`MADE_FROM`) with its own stream of
-  `key`, stacked as D judges them in one pass: (images, {name: slice}, {"turns": ...})."""
+def _judged_images(names, key, sources, policy, rotate):
+  """The batches `names`, each made from `sources` (`MADE_FROM`) with the stream of `key`
+  named after it, stacked as D judges them in one pass: (images, {name: slice}, {"turns": ...})."""
   made, batches = {}, []
   for name in names:
-    name_key = jax.random.fold_in(key, streams[name])
+    name_key = stream(key, name)
     if name == "rotated":
       made["turns"] = jax.random.randint(name_key, (rotate.shape[0],), 0, 4)
       batches.append(rotate90(rotate, made["turns"]))
@@ -270,7 +264,7 @@ def make_train_fn(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.shardin
     batch = {"real": shard(data.to_model_range(images_u8[idx]).reshape(config.n_dis, config.batch_size,
                                                                       *images_u8.shape[1:]))}
     if mining is not None:  # Which of its k neighbours each image meets: a stream of the data key.
-      neighbour_idx = neighbours_lib.draw(state, idx, jax.random.fold_in(keys["data"], 1))
+      neighbour_idx = neighbours_lib.draw(state, idx, stream(keys["data"], "neighbour"))
       batch["neighbour"] = shard(data.to_model_range(images_u8[neighbour_idx]).reshape(batch["real"].shape))
     if labelled_u8 is not None:  # One labelled batch per discriminator update.
       idx = jnp.stack([data.batch_indices(keys["labelled"], state["step"] * config.n_dis + i,

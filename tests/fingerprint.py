@@ -13,11 +13,9 @@ rounding in a near-zero gradient (a bias before BatchNorm, say) into a full-size
 either sign, so after 8 steps single leaves of the params differed by up to 100% between two
 x86 CPUs while the first steps' losses agreed to 1e-6. The losses of step k see the first k-1
 updates of D and G, each term and its weight; the EMA of the params is not seen.
-The values come from code whose params after 8 steps were, on one machine, bit for bit those
-recorded at 786c4f4 before the update step was split into terms (0de00e2's fingerprints); the
-fingerprints were re-recorded when each term's loss became a metric under its name and the terms
-were summed in their families' order (issue 40): every value the two records share agreed
-within 1.01e-7 relative (tiny) and 2.28e-7 (full).
+Recorded last when every random stream came to be drawn by its name (`state.stream`, issue 40),
+which moved every config; before that, the step had been checked against recordings since the
+update step was split into terms (786c4f4), within the tolerances of test_fingerprints.py.
 The CIFAR-10 configs train on
 `mnist_5k` at 32 px with 3 channels (no CIFAR-10 data here). Two sizes: "full", the configs
 as committed (minutes on a 2-core CPU, most of it compiling cifar10_sngan), and "tiny", the

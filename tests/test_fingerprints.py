@@ -1,6 +1,5 @@
 """The numerics contract: every committed config trains to its recorded fingerprint
-(`fingerprint.py`, `fingerprints.json`: the numerics of before the update step was split into
-terms), on any x86 CPU."""
+(`fingerprint.py`, `fingerprints.json`), on any x86 CPU."""
 
 import json
 import os
