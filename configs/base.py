@@ -83,11 +83,10 @@ def parse_arg(arg: str | None, allowed: tuple[str, ...]) -> frozenset[str]:
 def optimizer(**changes) -> ml_collections.ConfigDict:
   """`config.g_optimizer` and `config.d_optimizer`."""
   return ml_collections.ConfigDict(dict(
-      name="adam",  # "adam" or "adamw".
       learning_rate=2e-4,  # Peak step size.
       b1=0.5,  # Adam's decay of the first moment.
       b2=0.999,  # Adam's decay of the second moment.
-      weight_decay=0.0,  # AdamW's decoupled weight decay.
+      weight_decay=0.0,  # Decoupled weight decay: AdamW where > 0, Adam at 0.
       schedule="constant",  # "constant" or "linear" (to 0 at the last update).
   ) | changes)
 

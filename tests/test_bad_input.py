@@ -31,7 +31,7 @@ from gan_jax import state as state_lib
 @pytest.mark.parametrize("field,value,message", [
     ("model.name", "dcgann", r"config.model.name='dcgann' is not a model; allowed: dcgan, resnet$"),
     ("adversarial.loss", "hinged", r"config.adversarial.loss='hinged'; allowed: non_saturating, hinge, wasserstein"),
-    ("d_optimizer.name", "sgd", r"config.d_optimizer.name='sgd'; allowed: adam, adamw"),
+    ("d_optimizer.weight_decay", -0.1, r"config.d_optimizer.weight_decay=-0.1 must be >= 0 \(0: Adam; > 0: AdamW\)"),
     ("total_steps", 0, r"config.total_steps=0 must be positive"),
     ("batch_size", 0, r"config.batch_size=0 must be positive"),
     ("model.latent_dim", -3, r"config.model.latent_dim=-3 must be positive"),

@@ -73,7 +73,7 @@ def test_end_to_end_on_mock_tfds(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("batch_size", 0, r"config.batch_size=0 must be positive"),
-    ("g_optimizer.name", "adamm", r"config.g_optimizer.name='adamm'; allowed: adam, adamw"),
+    ("g_optimizer.schedule", "cosine", r"config.g_optimizer.schedule='cosine'; allowed: constant, linear"),
     ("save_every", 3, r"config.save_every=3 must be a multiple of config.steps_per_call=2"),
     ("image_size", 48, r"config.image_size=48 cannot be produced"),
     ("contrastive.weight", -1.0, r"config.contrastive.weight=-1.0 must be >= 0"),
