@@ -70,3 +70,12 @@ def test_pca_whiten_is_fitted_on_the_training_split_only():
   again_train, _ = features.pca_whiten(train, test[:10], 5)
   np.testing.assert_allclose(again_train, white_train, rtol=1e-5, atol=1e-5)
   assert features.pca_whiten(train, test, 50)[0].shape == (500, 20)  # At most D components.
+
+
+def test_a_conv_representation_of_a_backbone_without_convolutions_is_named():
+  # A model file may name its layers otherwise (an MLP, say); pre_logits still reads it.
+  outputs = {"dense1": jnp.ones((2, 8)), "pre_logits": jnp.ones((2, 8))}
+  with pytest.raises(ValueError, match=r"representation 'last_conv_max' reads convolutions \(conv1, conv2, \.\.\.\), "
+                                       r"which this discriminator's backbone does not name; it gives: dense1, pre_logits"):
+    features.select_representation(outputs, "last_conv_max")
+  assert features.select_representation(outputs, "pre_logits").shape == (2, 8)

@@ -42,6 +42,9 @@ def adaptive_max_pool(x_BxHxWxC: jax.Array, grid: int = 4) -> jax.Array:
 def select_representation(features: dict[str, jax.Array], representation: str) -> jax.Array:
   """`B x F` features of one representation from a discriminator's `features` dict."""
   convs = sorted((k for k in features if k.startswith("conv")), key=lambda k: int(k[4:]))
+  if representation in ("last_conv_avg", "last_conv_max", "dcgan") and not convs:
+    raise ValueError(f"representation {representation!r} reads convolutions (conv1, conv2, ...), which this "
+                     f"discriminator's backbone does not name; it gives: {', '.join(features)}")
   if representation == "last_conv_avg":
     return features[convs[-1]].mean(axis=(1, 2))
   if representation == "last_conv_max":

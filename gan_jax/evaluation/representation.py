@@ -28,6 +28,7 @@ and metrics.json by itself; `report.COLUMN_KEYS` says which of them the printed 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Iterator
 
@@ -81,6 +82,7 @@ def select_code_head(logits_NxHxK: np.ndarray, embeddings_NxF: np.ndarray, k: in
   return int(np.argmin(head_losses)), head_losses
 
 
+@functools.lru_cache(maxsize=8)  # Modules hash by their fields: one trace per discriminator, not per call.
 def _outputs(discriminator: nn.Module) -> dict[str, Any]:
   """{feature name: shape} of what `discriminator` outputs: which heads it carries."""
   size = discriminator.backbone.image_size
