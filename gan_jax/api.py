@@ -28,6 +28,7 @@ import numpy as np
 from gan_jax import cli
 from gan_jax import data
 from gan_jax import loop
+from gan_jax import population
 from gan_jax import runs
 from gan_jax import sampling
 from gan_jax import state as state_lib
@@ -89,12 +90,13 @@ def init_state(config: ml_collections.ConfigDict, num_examples: int = 0) -> dict
 def train(config: ml_collections.ConfigDict, workdir: str, steps: int | None = None) -> dict[str, Any]:
   """Trains in this process to `steps` (default `config.total_steps`), resuming from
   `workdir`'s latest checkpoint, as train.py does (checkpoints, samples, TensorBoard);
-  returns the final train state of the population, a member axis first on every leaf (of
-  size 1 for a single run: `population.unstack(state, 0)` is the run's; `load_run` is simpler)."""
+  returns the final train state: the run's, or a population's with its member axis first."""
   if steps is not None:
     config = ml_collections.ConfigDict(config.to_dict())
     config.total_steps = steps
-  return loop.train_and_evaluate(config, workdir)
+  state = loop.train_and_evaluate(config, workdir)
+  # The loop trains a single run as a population of one; a notebook wants the run.
+  return population.unstack(state, 0) if population.alone(config) else state
 
 
 def load_run(workdir: str, step: int | None = None, member: str | None = None) -> runs.Run:
