@@ -167,9 +167,11 @@ def _is_unstacked(saved: dict[str, tuple[tuple[int, ...], str]], abstract_state)
 def shape_differences(saved: dict[str, tuple[tuple[int, ...], str]], abstract_state) -> list[str]:
   """What keeps `saved` (from `saved_shapes`) from restoring into `abstract_state`, one
   item per leaf: missing on either side, or another shape or dtype. Empty if it fits, as a
-  single run's checkpoint without the member axis fits a population of one (`restore`)."""
+  single run's checkpoint without the member axis fits a population of one (`restore`); for
+  such a checkpoint, what differs from the state without the axis, not every array."""
   differences = _differences(saved, abstract_state)
-  return [] if differences and _is_unstacked(saved, abstract_state) else differences
+  single = _without_member_axis(abstract_state) if differences else None
+  return differences if single is None else min(differences, _differences(saved, single), key=len)
 
 
 def _differences(saved, abstract_state) -> list[str]:

@@ -19,7 +19,7 @@ from PIL import Image
 import pytest
 
 from configs import base
-from conftest import REPO, initial_state, tiny_config
+from conftest import REPO, initial_population, tiny_config
 from gan_jax import checkpoints
 from gan_jax import cli
 from gan_jax import loop
@@ -84,7 +84,7 @@ def saved_run(tmp_path_factory):
   """A workdir of the tiny config with (initial) train states saved at steps 2 and 4, and its config.json."""
   workdir = tmp_path_factory.mktemp("saved_run")
   config = tiny_config()
-  _, state = initial_state(config)
+  _, state = initial_population(config)
   manager = checkpoints.make_manager(str(workdir), keep=5, asynchronous=False)
   for step in (2, 4):
     checkpoints.save(manager, step, state)

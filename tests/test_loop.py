@@ -52,6 +52,12 @@ def test_a_single_runs_checkpoint_without_the_member_axis_restores_as_a_populati
   restored = checkpoints.restore(manager, abstract, 0)
   assert restored["step"].shape == (1,) and restored["step"].sharding == parallel.by_member(mesh)
   assert_trees_equal(jax.device_get(restored), population.stack([jax.device_get(state)]))
+  # Of another width, it names what differs from the state without the axis, not every array.
+  wider = tiny_config(**{"model.discriminator_features": 16})
+  wider_shapes = jax.eval_shape(lambda: population.init_state(state_lib.make_gan(wider), wider))
+  differences = checkpoints.shape_differences(checkpoints.saved_shapes(manager, 0), wider_shapes)
+  assert len(differences) == 24 and differences[0] == ("discriminator/params/conv1/bias is float32[8] in the "
+                                                       "checkpoint, float32[16] here"), differences[:2]
   # A population of two does not take it.
   two = tiny_config(**{"population.seeds": 2})
   assert checkpoints.shape_differences(checkpoints.saved_shapes(manager, 0),
@@ -107,7 +113,7 @@ def test_fused_steps_equal_single_steps(four_steps_on_one_device):
   import parallel_worker
   single = four_steps_on_one_device
   fused = parallel_worker.flatten(run_steps(tiny_config(steps_per_call=2), 2))
-  assert int(fused["['step']"]) == 4
+  assert fused["['step']"].tolist() == [4]
   for k in single:
     np.testing.assert_allclose(fused[k], single[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
@@ -142,7 +148,7 @@ def test_sngan_config_trains_with_spectral_norm_state_in_the_train_state(tmp_pat
       "data.download": False, "model.generator_features": 8, "model.discriminator_features": 8})
   _, initial = initial_state(config)
   with tfds.testing.mock_data(num_examples=64):
-    state = jax.device_get(loop.train_and_evaluate(config, str(tmp_path)))
+    state = population.unstack(jax.device_get(loop.train_and_evaluate(config, str(tmp_path))), 0)  # The run.
   stats = state["discriminator"]["batch_stats"]
   u_path = ("block1", "conv1", "sn", "conv/kernel/u")
   before, after = (functools.reduce(dict.__getitem__, u_path, s) for s in
