@@ -127,7 +127,7 @@ def test_infogan_trains_and_eval_reports_its_row(heads, refit, tmp_path):
   config.infogan.neighbours.k = 3
   if refit:
     config.infogan.refit = base.block("infogan.refit", heads=refit, steps=5, dim=8)
-  state = loop.train_and_evaluate(config, str(tmp_path))
+  state = population.unstack(loop.train_and_evaluate(config, str(tmp_path)), 0)  # The run: a population of one.
   if refit:  # Fitted at the last step, and so chosen among by eval.py.
     assert int(state["code_refit_step"]) == 2 and representation.refit_current(state)
   metrics = runs.evaluate_workdir(str(tmp_path))

@@ -113,7 +113,7 @@ def test_supervised_only_control_never_sees_the_unlabelled_images():
     for images in image_sets:  # A population of one: its labelled subset has a member axis too.
       new_state, metrics = train_fn(jax.tree.map(jnp.copy, state), population.weights(config), images, labelled[None],
                                     labels[None])  # It donates its state.
-      assert float(metrics["d_supervised"][0]) > 0
+      assert float(metrics["d_supervised"][0, 0]) > 0  # Step 0, the population's one member.
       after.append(jax.tree.leaves(new_state["discriminator"]["params"]))
     return after
 
