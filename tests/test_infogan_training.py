@@ -33,7 +33,9 @@ def test_grid_has_one_row_per_code_value():
 
 
 def test_q_recovers_the_code_of_generated_images_after_a_short_run():
-  config = tiny_config("mnist_infogan", total_steps=60, augment="", **{
+  # Batch 32 for 100 steps: at batch 8 for 60 steps Q's accuracy ranged 0.22-0.73 over seeds 0-5
+  # (the old test passed by seed 0's draw); here seeds 0-13 gave 0.725-1.000.
+  config = tiny_config("mnist_infogan", total_steps=100, batch_size=32, augment="", **{
       "infogan.categories": 4, "infogan.continuous": 0,
       "g_optimizer.learning_rate": 1e-3, "d_optimizer.learning_rate": 1e-3})
   del config.contrastive, config.infogan.neighbours, config.infogan.consistency  # InfoGAN's own terms alone.
@@ -48,8 +50,8 @@ def test_q_recovers_the_code_of_generated_images_after_a_short_run():
   fakes = gan.generator.apply(state["generator"], z, train=False)
   _, features = gan.discriminator.apply(state["discriminator"], fakes)
   accuracy = float(jnp.mean(features["code_logits"].argmax(-1) == categories))
-  assert accuracy > 0.4, accuracy  # Chance is 0.25 (std 0.022 over 400 samples).
-  assert float(metrics["d_code_acc"][-1]) > 0.25
+  assert accuracy > 0.5, accuracy  # Chance is 0.25 (std 0.022 over 400 samples).
+  assert float(metrics["d_code_acc"][-1, 0]) > 0.25  # [steps of the call, members].
 
 
 def test_q_heads_each_have_their_own_layers_and_the_first_is_code_logits():
