@@ -56,7 +56,7 @@ def main(argv):
     print(f"{metrics['dataset']} step {metrics['step']}: k-means on {p['kmeans_features']}{whitened}, probe on "
           f"{p['probe_features']}; fitted on {p['train_split']} ({p['train_size']}), scored on {p['test_split']} "
           f"({p['test_size']})")
-  for table in (report.format_table(metrics), report.format_generation(metrics)):
+  for table in (report.format_game(metrics), report.format_table(metrics), report.format_generation(metrics)):
     if table:
       print(table)
 

@@ -1,5 +1,4 @@
-r"""Every config field, declared once with its default: the fields of every run, then the
-blocks that switch loss terms on.
+r"""Every config field, declared once with its default; then the blocks that switch terms on.
 
 A config file starts from `get_config()` and sets only what differs from it. A loss term is
 on where its block is present, with its weight and options in the block:
@@ -66,6 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.evals = ml_collections.ConfigDict(dict(  # Evaluators by name; options declared in gan_jax/evaluation/<name>.py.
       representation=evaluators.block("representation"),  # D's features: k-means, linear probe, k-NN.
       generation=evaluators.block("generation"),  # The EMA generator's FID, KID, IS, precision and recall.
+      game=evaluators.block("game"),  # Whether the game is alive: D on held-out real images against the online G's.
   ))
   return config
 

@@ -87,6 +87,8 @@ def check(declaration, node, path: str, nested: tuple[str, ...] = ()) -> None:
 
 def markdown(declaration, paths: tuple[str, ...]) -> str:
   """The table of `declaration`'s fields for docs/configs.md, at each of `paths`."""
+  if not fields(declaration):
+    return "No fields: the block's presence switches it on."
   rows = ["| field | default | allowed | meaning |", "|---|---|---|---|"]
   for f in fields(declaration):
     allowed = f.metadata["allowed"]

@@ -26,6 +26,7 @@ from gan_jax import parallel
 from gan_jax import population
 from gan_jax import sampling
 from gan_jax import state as state_lib
+from gan_jax import terms
 from gan_jax.evaluation import evaluators
 from gan_jax.evaluation import run_report
 from gan_jax.evaluation.run_report import EvalError
@@ -41,12 +42,13 @@ def member_dir(workdir: str, config: ml_collections.ConfigDict, member: populati
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a training run saved in `workdir/config.json`."""
+  """The config a training run saved in `workdir/config.json` (fields declared since at their
+  defaults: `terms.complete`)."""
   config_path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(config_path):
     raise EvalError(f"--workdir={workdir}: no {CONFIG_FILE}, so not a train.py workdir")
   with open(config_path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return terms.complete(ml_collections.ConfigDict(json.load(f)))
 
 
 def load_labelled_subset(config: ml_collections.ConfigDict, workdir: str,

@@ -68,16 +68,17 @@ def make_sample_fn(gan: GAN, seed: int, num_stat_samples: int = 1024):
   return jax.jit(lambda state, z: gan.generator.apply(ema_variables(state), z, train=False))
 
 
-def make_generate_fn(gan: GAN, seed: int, batch_size: int):
+def make_generate_fn(gan: GAN, seed: int, batch_size: int, online: bool = False):
   """`generate(state) -> sample_batch`, where `sample_batch(key)` is `batch_size` images in
   [-1, 1] from the EMA generator on fresh latents (codes included) drawn from `key`: what
-  generation metrics score. The standing statistics are computed once per state."""
-  ema_variables = jax.jit(make_ema_variables_fn(gan, seed))
+  generation metrics score. The standing statistics are computed once per state. With `online`,
+  from the generator being trained, with its running statistics: the one D plays against."""
+  variables_of = (lambda state: state["generator"]) if online else jax.jit(make_ema_variables_fn(gan, seed))
   apply = jax.jit(lambda variables, key: gan.generator.apply(variables, sample_latents(key, batch_size, gan)[0],
                                                               train=False))
 
   def generate(state):
-    variables = ema_variables(state)
+    variables = variables_of(state)
     return lambda key: apply(variables, key)
 
   return generate

@@ -74,7 +74,7 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], weights: dict
   Returns:
     The new state and scalar metrics: d_loss, g_loss, d_grad_norm, g_grad_norm,
     d_param_norm, g_param_norm, each term's loss under its name (`d_adversarial`, ...) and its
-    other metrics (`d_real` and `d_fake`, the mean logits, ...),
+    other metrics (`d_real` and `d_fake`, the mean logits, `d_accuracy`, ...),
     and with `skip_nonfinite` d_skipped (D updates skipped this step) and g_skipped.
   """
   step = state["step"]

@@ -39,7 +39,8 @@ sys.path.insert(0, REPO)
 from gan_jax import data, parallel, population, refit, runs, state as state_lib, step as step_lib, terms  # noqa: E402
 
 CONFIGS = ("mnist_dcgan", "mnist_dcgan:rotation", "mnist_infogan", "mnist_infogan:30min", "mnist_ssl",
-           "mnist_ssl:supervised_only", "cifar10_dcgan", "cifar10_sngan", "cifar10_ssl")
+           "mnist_ssl:supervised_only", "mnist_contrad", "cifar10_dcgan", "cifar10_sngan", "cifar10_ssl",
+           "cifar10_contrad")
 STEPS = 3
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fingerprints.json")
 

@@ -73,10 +73,11 @@ def test_training_and_eval_py_report_the_same_keys_and_values(trained_run, eval_
   """One stream (`evaluators.run`): what training logged at its last step is what eval.py
   wrote for that checkpoint, key for key (TensorBoard keeps the numbers, as float32)."""
   logged = {tag: value for (tag, step), value in logged_scalars(trained_run).items()
-            if step == 2 and tag.split("/")[0] in ("representation", "generation")}
+            if step == 2 and tag.split("/")[0] in ("representation", "generation", "game")}
   _, metrics = eval_py
   written = evaluators.numbers((key, value) for key, value in metrics.items() if "/" in key)
-  assert logged.keys() == written.keys() and len(logged) == 3 * 11  # 11 numbers a row.
+  # 11 numbers in each of the 3 representation rows, 7 in the game's.
+  assert logged.keys() == written.keys() and len(logged) == 3 * 11 + 7
   assert {key: np.float32(value) for key, value in written.items()} == logged
 
 
@@ -127,6 +128,10 @@ def test_eval_py_writes_metrics_table_and_plots(trained_run, eval_py):
   result, metrics = eval_py
   table = result.stdout.splitlines()
   assert "step 2" in table[0] and "mnist_5k:test (1000)" in table[0]
+  # The game's line first (is D playing?), then the representation table.
+  assert table[1].split()[0] == "game" and table[2].split()[0] == "real_vs_generated"
+  assert float(table[2].split()[1]) == pytest.approx(metrics["game/real_vs_generated/accuracy"], abs=1e-3)
+  table = table[2:]
   assert [line.split()[0] for line in table[2:]] == list(ROWS)
 
   out = trained_run / "eval" / "step_2"

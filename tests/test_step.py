@@ -55,7 +55,7 @@ def test_one_step_updates_both_networks_and_compiles_once_whatever_the_weights(c
     assert all(jax.tree.leaves(changed)), f"{net}: some parameters did not move"
   assert not np.array_equal(before["generator"]["batch_stats"]["project_bn"]["mean"],
                             after_one["generator"]["batch_stats"]["project_bn"]["mean"])
-  assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+  assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_accuracy", "d_grad_norm", "g_grad_norm",
                           "d_param_norm", "g_param_norm", "d_adversarial", "g_adversarial", "d_contrastive",
                           "d_contrastive_acc"}
   assert all(np.isfinite(jax.device_get(v)).all() for v in metrics.values())

@@ -26,6 +26,10 @@ COLUMNS = tuple(COLUMN_KEYS)
 # The generation table's: (column, key, format).
 GENERATION_COLUMNS = (("FID", "fid", ".4g"), ("KID", "kid_mean", ".4g"), ("IS", "is_mean", ".4g"),
                       ("precision", "precision", ".3f"), ("recall", "recall", ".3f"))
+# The game evaluator's (`game.py`): D's real/fake accuracy and AUC, its adversarial loss beside
+# the loss at chance, and whether the game was alive.
+GAME_COLUMNS = (("D accuracy", "accuracy", ".3f"), ("AUC", "auc", ".3f"), ("adv. loss", "adversarial_loss", ".4f"),
+                ("at chance", "chance_loss", ".4f"), ("alive", "alive", ".0f"))
 
 
 def rows(metrics: dict[str, Any], column_keys: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, Any]]:
@@ -65,21 +69,33 @@ def format_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
   return "\n".join(lines)
 
 
+def _scores(metrics: dict[str, Any], title: str, columns) -> list[str]:
+  """The lines of a table of `columns` ((column, key, format)) over the rows of flat `metrics`
+  that have their keys; [] without any."""
+  table = rows(metrics, {column: (key,) for column, key, _ in columns})
+  if not table:
+    return []
+  width = max(len(name) for name in table) + 2
+  lines = [f"{title:<{width}}" + "".join(f"{c:>12}" for c, _, _ in columns)]
+  for name, scores in table.items():
+    lines.append(f"{name:<{width}}" + "".join(f"{scores[c]:>12{fmt}}" for c, _, fmt in columns))
+  return lines
+
+
 def format_generation(metrics: dict[str, Any]) -> str:
   """One line per scored image set of flat `metrics` (the generator, the real floor):
   `GENERATION_COLUMNS`; then each set's protocol; "" where none was scored."""
   # KID in the features' own units (papers quote Inception KID x 1e3; a domain
   # classifier's features have another scale), so 4 significant digits, not fixed decimals.
-  table = rows(metrics, {column: (key,) for column, key, _ in GENERATION_COLUMNS})
-  if not table:
-    return ""
-  width = max(len(name) for name in table) + 2
-  lines = [f"{'generation':<{width}}" + "".join(f"{c:>12}" for c, _, _ in GENERATION_COLUMNS)]
-  for name, scores in table.items():
-    lines.append(f"{name:<{width}}" + "".join(f"{scores[c]:>12{fmt}}" for c, _, fmt in GENERATION_COLUMNS))
+  lines = _scores(metrics, "generation", GENERATION_COLUMNS)
   protocols = {name.split("/")[1]: value for name, value in metrics.items() if name.endswith("/protocol")}
-  lines += [f"  {name}: {protocols[name]['label']}" for name in table if name in protocols]
+  lines += [f"  {name}: {protocols[name]['label']}" for name in rows(metrics, {"FID": ("fid",)}) if name in protocols]
   return "\n".join(lines)
+
+
+def format_game(metrics: dict[str, Any]) -> str:
+  """The game evaluator's line of flat `metrics` (`GAME_COLUMNS`); "" without it."""
+  return "\n".join(_scores(metrics, "game", GAME_COLUMNS))
 
 
 def _figure(figsize):

@@ -4,8 +4,9 @@
              (`__call__(z, *, train)`); with BatchNorm, a `bn_momentum` field (sampling sets
              it to 0 to compute the EMA generator's own statistics).
   Backbone   linen module: images -> (pre_logits `B x F`, {layer name: activation})
-             (`__call__(x, *, train)`), with `head_dense(features, name, dtype)` -> the layer
-             kind of its real/fake layer and heads (called with `train=`), and `head_activation`.
+             (`__call__(x, *, train)`), with `head_dense(features, name, dtype)` -> one layer
+             of the kind of its real/fake layer and heads (called with `train=`, maybe more
+             than once), and `head_activation`.
 
 Each takes, by name, the fields of `config.model` it declares (`build`), beside `image_size`
 (and G's `channels`); the discriminator is the backbone with the real/fake layer and the heads

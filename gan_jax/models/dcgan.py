@@ -123,7 +123,8 @@ class Backbone(nn.Module):
 
   @staticmethod
   def head_dense(features: int, name: str, dtype):
-    return lambda x, train: nn.Dense(features, kernel_init=dcgan_init, dtype=dtype, name=name)(x)
+    layer = nn.Dense(features, kernel_init=dcgan_init, dtype=dtype, name=name)
+    return lambda x, train: layer(x)
 
   head_activation = staticmethod(lambda x: nn.leaky_relu(x, 0.1))
 

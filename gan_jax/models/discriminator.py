@@ -37,7 +37,13 @@ class Discriminator(nn.Module):
     x_BxF, features = self.backbone(x_BxSxSxC, train=train)
     features["pre_logits"] = x_BxF
     dtype = self.backbone.dtype
-    dense = lambda n, name: functools.partial(self.backbone.head_dense(n, name, dtype), train=train)
+    layers = {}  # By name: a head may call a layer again (ContraD's reads "logits" on the stopped features).
+
+    def dense(n, name):
+      if name not in layers:
+        layers[name] = functools.partial(self.backbone.head_dense(n, name, dtype), train=train)
+      return layers[name]
+
     logits_BxK = dense(self.outputs, "logits")(x_BxF).astype(jnp.float32)
     for build, options in self.heads:
       logits_BxK = build(x_BxF, logits_BxK, features, dense=dense, act=self.backbone.head_activation, dtype=dtype,

@@ -116,9 +116,12 @@ def objective(config: ml_collections.ConfigDict, weights_: dict[str, float] | No
   """What each player minimises, a line each: the weighted sum of its enabled terms and the
   batches each reads, e.g. "D minimises 1.0 d_adversarial(real, fake) + 1.0 d_contrastive(view0, view1)"."""
   weights_ = weights(config) if weights_ is None else weights_
+  # A switch that changes what a term differentiates is named beside its inputs: "(real, fake; detach)".
+  switches = lambda t: "".join(f"; {name}" for name in t.options if block(config, t.block)[name] is True)
   lines = []
   for player, terms in (("D", DISCRIMINATOR), ("G", GENERATOR)):
-    parts = [f"{float(weights_[t.name])} {t.name}({', '.join(t.inputs)})" for t in terms if _on(t, config)]
+    parts = [f"{float(weights_[t.name])} {t.name}({', '.join(t.inputs)}{switches(t)})" for t in terms
+             if _on(t, config)]
     lines.append(f"{player} minimises " + (" + ".join(parts) or "nothing"))
   return lines
 
@@ -127,6 +130,18 @@ def _nested(path: str) -> tuple[str, ...]:
   """The names of the blocks that may sit directly inside block `path`."""
   return tuple(sorted({p[len(path) + 1:] for p in BLOCKS if p.startswith(path + ".")
                        and "." not in p[len(path) + 1:]}))
+
+
+def complete(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` with each present term block's missing declared fields at their defaults: a
+  config a run saved before a field was declared reads as that run trained (every new field's
+  default is the behaviour before it)."""
+  for path, declaration in BLOCKS.items():
+    if (node := block(config, path)) is not None:
+      for f in options.fields(declaration):
+        if f.name not in node:
+          node[f.name] = f.default
+  return config
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import options
-from gan_jax.terms.core import Judged, Term
+from gan_jax.terms.core import Head, Judged, Term
 
 
 class AdversarialLoss(NamedTuple):
@@ -60,10 +60,19 @@ LOSSES = {
 }
 
 
-def discriminator_term(d: Judged, *, loss: str):
-  """D's real/fake loss on the (augmented) real and generated batches; metrics: their mean logits."""
-  real_B, fake_B = d.logit("real"), d.logit("fake")
-  return LOSSES[loss].discriminator(real_B, fake_B), {"real": real_B.mean(), "fake": fake_B.mean()}
+def discriminator_term(d: Judged, *, loss: str, detach: bool = False):
+  """D's real/fake loss on the (augmented) real and generated batches; metrics: their mean
+  logits and D's accuracy, the share of both batches on the right side of logit 0 (0.5: D is
+  at chance and learns nothing from the game, whatever its loss says). With `detach`, the
+  logits of the stopped representation (`detached_head`): the same values, whose gradient
+  reaches the real/fake layer only."""
+  if detach:
+    real_B, fake_B = d.feature("real", "detached_logits"), d.feature("fake", "detached_logits")
+  else:
+    real_B, fake_B = d.logit("real"), d.logit("fake")
+  accuracy = 0.5 * ((real_B > 0).mean() + (fake_B < 0).mean())
+  return LOSSES[loss].discriminator(real_B, fake_B), {"real": real_B.mean(), "fake": fake_B.mean(),
+                                                      "accuracy": accuracy}
 
 
 def generator_term(d: Judged, *, loss: str):
@@ -71,17 +80,37 @@ def generator_term(d: Judged, *, loss: str):
   return LOSSES[loss].generator(d.logit("fake")), {}
 
 
+def detached_head(x_BxF, logits_BxK, features, *, dense, act, dtype):
+  """ContraD's real/fake head (Jeong & Shin 2021): the real/fake layer again, on `pre_logits`
+  with its gradient stopped: `detached_logits`, `B`. G's loss still reads the logits through
+  the whole of D."""
+  del act, dtype
+  features["detached_logits"] = dense(logits_BxK.shape[-1], "logits")(jax.lax.stop_gradient(x_BxF)).astype(
+      jnp.float32)[:, 0]
+  return logits_BxK
+
+
 @dataclasses.dataclass(frozen=True)
 class Adversarial:
   """The adversarial game, on in every recipe (its block is in configs/base.py)."""
   loss: str = options.field("non_saturating", "The loss of both players.", tuple(LOSSES))
   weight: float = options.field(1.0, "In D's loss (0: the K+1 GAN's supervised-only control).", ">= 0")
+  detach: bool = options.field(False, "ContraD: D's real/fake loss trains its last layer only, on the "
+                               "representation with its gradient stopped; the other D terms train the representation.",
+                               (False, True))
+
+
+def check(config) -> None:
+  if config.adversarial.detach and "kplus1" in config:
+    raise ValueError("config.adversarial.detach=True: the K+1 classifier's real/fake logit is its class logits; "
+                     "allowed with kplus1: False")
 
 
 BLOCKS = {"adversarial": Adversarial}
+HEADS = (Head(detached_head, block="adversarial", requires=("detach",)),)
 TERMS = (
     Term("d_adversarial", discriminator_term, inputs=("real", "fake"), block="adversarial", weight="weight",
-         options=("loss",)),
+         options=("loss", "detach")),
     # The K+1 GAN's G matches D's features instead of fooling it (`kplus1.feature_matching_term`).
     Term("g_adversarial", generator_term, inputs=("fake",), block="adversarial", weight=1.0, options=("loss",),
          unless="kplus1"),

@@ -57,7 +57,8 @@ class Head(NamedTuple):
 
   build: `build(x_BxF, logits_BxK, features, *, dense, act, dtype, **options) -> logits_BxK`:
     adds its outputs to `features` (its layers are D's submodules) and returns the real/fake
-    logits, changed or not; `dense(n, name)` is the backbone's kind of final layer, `act` its
+    logits, changed or not; `dense(n, name)` is the backbone's kind of final layer (the same
+    layer again for a name already built: "logits" is the real/fake layer), `act` its
     activation.
   block: the config block whose presence builds it.
   options: the block's fields passed to `build`.

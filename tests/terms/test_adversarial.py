@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -36,12 +37,34 @@ def test_wasserstein_matches_hand_values():
   np.testing.assert_allclose(adversarial.wasserstein_generator(FAKE), 1.25, rtol=1e-6)
 
 
-def test_terms_read_the_real_and_fake_batches_and_report_their_mean_logits():
+def test_terms_read_the_real_and_fake_batches_and_report_their_mean_logits_and_accuracy():
   d = judged({"real": {"logits": REAL}, "fake": {"logits": FAKE}})
   loss, metrics = adversarial.discriminator_term(d, loss="hinge")
   np.testing.assert_allclose(loss, 1.0, rtol=1e-6)
   np.testing.assert_allclose([metrics["real"], metrics["fake"]], [1.25, -1.25])
+  # Both real logits > 0, one of the two fake logits < 0: (1 + 0.5) / 2.
+  np.testing.assert_allclose(metrics["accuracy"], 0.75)
   loss, metrics = adversarial.generator_term(d, loss="hinge")
   np.testing.assert_allclose(loss, 1.25, rtol=1e-6)
   assert metrics == {}
 
+
+
+def test_detached_head_trains_the_real_fake_layer_alone_and_lets_g_read_through_d():
+  from conftest import discriminator
+  d = discriminator(blocks={"adversarial": dict(detach=True)})
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 28, 28, 1))
+  variables = d.init(jax.random.PRNGKey(1), x)
+  logits, features = d.apply(variables, x)
+  np.testing.assert_allclose(features["detached_logits"], logits, rtol=1e-6)  # The same layer, the same values.
+  assert set(variables["params"]) == set(discriminator().init(jax.random.PRNGKey(1), x)["params"])  # No new layer.
+
+  def d_loss(params):
+    _, f = d.apply({"params": params}, x)
+    return adversarial.discriminator_term(judged({"real": {"logits": f["detached_logits"]},
+                                                  "fake": {"logits": -f["detached_logits"]}}), loss="non_saturating")[0]
+
+  grads = jax.grad(d_loss)(variables["params"])
+  assert {name for name, g in grads.items() if any(np.abs(leaf).max() > 0 for leaf in jax.tree.leaves(g))} == {"logits"}
+  image_grad = jax.grad(lambda x: d.apply(variables, x)[0].sum())(x)  # What G's loss reads: through all of D.
+  assert np.abs(image_grad).max() > 0

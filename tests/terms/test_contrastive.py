@@ -23,3 +23,19 @@ def test_contrastive_term_pairs_view_0_with_view_1():
   loss, metrics = contrastive.contrastive_term(d, temperature=0.5)
   np.testing.assert_allclose(loss, -np.log(np.e**2 / (np.e**2 + 2)), rtol=1e-5)
   assert float(metrics["contrastive_acc"]) == 1.0
+
+
+def test_fake_negatives_term_asks_each_generated_image_for_the_other_generated_ones():
+  # Real views all [1, 0], fakes both [0, 1]: each fake's one positive (the other fake) has
+  # cosine 1, its 4 negatives (the real views) 0, so at t = 1: -log(e / (e + 4)).
+  real, fake = jnp.array([[1.0, 0.0]] * 2), jnp.array([[0.0, 1.0]] * 2)
+  d = judged({name: {"logits": jnp.zeros(2), "fake_projection": z}
+              for name, z in (("view0", real), ("view1", real), ("fake", fake))})
+  loss, metrics = contrastive.fake_negatives_term(d, temperature=1.0)
+  np.testing.assert_allclose(loss, -np.log(np.e / (np.e + 4)), rtol=1e-5)
+  assert float(metrics["fake_negatives_acc"]) == 1.0
+  # Fake 0 is nearer the real views (cosine 0.995) than fake 1 (-0.98): an error; fake 1 is
+  # nearer fake 0 than the real views (-0.995): right.
+  d = judged({name: {"logits": jnp.zeros(2), "fake_projection": z}
+              for name, z in (("view0", real), ("view1", real), ("fake", jnp.array([[1.0, 0.1], [-1.0, 0.1]])))})
+  assert float(contrastive.fake_negatives_term(d, temperature=1.0)[1]["fake_negatives_acc"]) == 0.5

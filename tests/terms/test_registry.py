@@ -6,6 +6,7 @@ import os
 import re
 import sys
 
+import ml_collections
 import pytest
 
 from configs import base
@@ -41,6 +42,9 @@ def test_the_objective_is_the_weighted_sum_of_the_enabled_terms():
   assert terms.objective(tiny_config("mnist_ssl:supervised_only")) == [
       "D minimises 0.0 d_adversarial(real, fake) + 1.0 d_supervised(labelled)",
       "G minimises 1.0 g_feature_matching(real, fake)"]
+  assert terms.objective(tiny_config("mnist_contrad")) == [
+      "D minimises 1.0 d_adversarial(real, fake; detach) + 1.0 d_contrastive(view0, view1)"
+      " + 1.0 d_fake_negatives(view0, view1, fake)", "G minimises 1.0 g_adversarial(fake)"]
 
 
 def test_weights_come_from_the_blocks():
@@ -85,9 +89,11 @@ def _refused(allowed, default):
   return type(default)(float(x) - (1 if op == ">=" else 0))
 
 
-# Every declared field with a bound, in every block where it goes, at a value the bound refuses.
+# Every declared field with a bound, in every block where it goes, at a value the bound refuses;
+# not the booleans, whose ConfigDict refuses any other type itself (a TypeError naming the field).
 DECLARED_BOUNDS = [(path, f.name, f.metadata["allowed"], f.default) for path, declaration in terms.BLOCKS.items()
-                   for f in options.fields(declaration) if f.metadata["allowed"] is not None]
+                   for f in options.fields(declaration)
+                   if f.metadata["allowed"] is not None and not isinstance(f.default, bool)]
 
 
 @pytest.mark.parametrize("path,name,allowed,default", DECLARED_BOUNDS,
@@ -108,6 +114,10 @@ def test_a_value_out_of_a_declared_bound_is_named(path, name, allowed, default):
     ("mnist_ssl", "kplus1.num_classes", 1, r"config.kplus1.num_classes=1 must be >= 2"),
     ("mnist_dcgan", "adversarial.loss", "hinj", r"config.adversarial.loss='hinj'; allowed: non_saturating, hinge, "
                                                 r"wasserstein$"),
+    ("mnist_ssl", "adversarial.detach", True, r"config.adversarial.detach=True: the K\+1 classifier's real/fake logit "
+                                              r"is its class logits; allowed with kplus1: False$"),
+    ("mnist_contrad", "batch_size", 1, r"config.batch_size=1: the fake-negatives term needs two generated images a "
+                                       r"batch; allowed: >= 2$"),
 ])
 def test_bad_block_values_are_named_in_one_line(spec, path, value, message):
   with pytest.raises(ValueError, match=message):
@@ -183,3 +193,17 @@ def test_docs_configs_shows_the_declared_blocks_as_generated():
   for name, text in write_config_docs.generated().items():
     assert write_config_docs.section(page, name) == text, (
         f"docs/configs.md's {name} section is out of date: run python tools/write_config_docs.py")
+
+
+def test_a_config_saved_before_a_field_was_declared_reads_its_default(tmp_path):
+  import json
+  from gan_jax import runs
+  saved = tiny_config().to_dict()
+  del saved["adversarial"]["detach"], saved["contrastive"]["temperature"]
+  (tmp_path / runs.CONFIG_FILE).write_text(json.dumps(saved))
+  config = runs.load_config(str(tmp_path))
+  assert config.adversarial.detach is False and config.contrastive.temperature == 0.2
+  terms.check_config(config)
+  # A config written by hand is not completed: the field it lacks is named.
+  with pytest.raises(ValueError, match="config.adversarial lacks its field 'detach'"):
+    terms.check_config(ml_collections.ConfigDict(saved))
