@@ -49,7 +49,10 @@ def main(argv):
   if "members" in metrics:
     print(f"{metrics['dataset']} step {metrics['step']}: {len(metrics['members'])} members; each one's rows in "
           f"{_WORKDIR.value}/members/<name>/eval/")
-    print(report.format_summary(metrics["summary"]))
+    for table in (report.format_game_summary(metrics.get("game_summary", {})),
+                  report.format_summary(metrics["summary"])):
+      if table:
+        print(table)
     return
   if (p := metrics.get("representation/protocol")) is not None:
     whitened = f", whitened to {p['kmeans']['whiten']} dims" if p["kmeans"]["whiten"] else ""

@@ -217,7 +217,8 @@ def evaluate_workdir(workdir: str, step: int | None = None, *, features: str | N
     by_kind.setdefault(member.kind, []).append(member_metrics)
   first = next(iter(evaluated.values()))
   metrics = {"step": first["step"], "dataset": first["dataset"],
-             "members": {member.name: m for member, m in evaluated.items()}, "summary": run_report.summarize(by_kind)}
+             "members": {member.name: m for member, m in evaluated.items()}, "summary": run_report.summarize(by_kind),
+             "game_summary": run_report.summarize_game(by_kind)}
   if write:
     files.write_json(os.path.join(workdir, "eval", name.format(step=first["step"]), "metrics.json"), metrics)
   return metrics

@@ -31,7 +31,8 @@ def trained_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
   config = tiny_config(total_steps=2, eval_every=2, **{"evals.representation.kmeans_features": "last_conv_avg",
                                                        "evals.representation.probe_features": "last_conv_avg",
-                                                       "evals.representation.n_init": 2})
+                                                       "evals.representation.n_init": 2,
+                                                       "evals.game": evaluators.block("game")})
   loop.train_and_evaluate(config, str(workdir))
   return workdir
 

@@ -8,6 +8,7 @@ import numpy as np
 from conftest import initial_state, tiny_config
 from gan_jax import runs
 from gan_jax import sampling
+from gan_jax.evaluation import evaluators
 from gan_jax.evaluation import game
 
 
@@ -27,7 +28,7 @@ def test_judge_reads_the_logits_against_logit_zero():
 
 
 def test_the_evaluator_judges_held_out_real_images_against_the_online_generator():
-  config = tiny_config()
+  config = tiny_config(**{"evals.game": evaluators.block("game")})
   gan, state = initial_state(config)
   state = jax.device_get(state)
   evaluator = runs.make_evaluators(config, gan, state["discriminator"])["game"]
@@ -53,3 +54,15 @@ def test_the_online_generator_is_the_trained_one_not_its_ema():
   online = sampling.make_generate_fn(gan, 0, 4, online=True)(state)(key)
   ema = sampling.make_generate_fn(gan, 0, 4)(state)(key)
   assert np.ptp(np.asarray(ema)) < 1e-6 < np.ptp(np.asarray(online))
+
+
+def test_a_population_summary_gives_the_game_of_each_member_kind():
+  from gan_jax.evaluation import report, run_report
+  member = lambda accuracy, alive: {f"game/real_vs_generated/{k}": v for k, v in game.judge(
+      np.zeros(1), np.zeros(1), "non_saturating").items()} | {"game/real_vs_generated/accuracy": accuracy,
+                                                             "game/real_vs_generated/alive": alive}
+  summary = run_report.summarize_game({"full": [member(0.7, 1.0), member(0.5, 0.0)], "no_adversarial": [{}]})
+  assert list(summary) == ["full"]  # A kind whose members have no game row is left out.
+  assert summary["full"]["D accuracy"]["mean"] == 0.6 and summary["full"]["alive"]["values"] == [1.0, 0.0]
+  lines = report.format_game_summary(summary).splitlines()
+  assert lines[1].split()[0] == "(full)" and "1 of 2" in lines[1] and "0.600 ± 0.141" in lines[1]

@@ -37,6 +37,7 @@ from sklearn import metrics
 from gan_jax import augment
 from gan_jax import data
 from gan_jax.evaluation import evaluators
+from gan_jax.evaluation import report
 from gan_jax.evaluation import representation
 from gan_jax.terms.adversarial import LOSSES
 
@@ -90,4 +91,4 @@ class Evaluator:
     fake = np.concatenate([self._logits(variables, key(1, i), sample(key(2, i))) for i in range(batches)])
     fake = fake[:len(self.real)]
     for key, value in judge(real, fake, self.loss).items():
-      yield f"real_vs_generated/{key}", value
+      yield f"{report.GAME_ROW}/{key}", value

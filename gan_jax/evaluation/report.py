@@ -30,6 +30,8 @@ GENERATION_COLUMNS = (("FID", "fid", ".4g"), ("KID", "kid_mean", ".4g"), ("IS", 
 # the loss at chance, and whether the game was alive.
 GAME_COLUMNS = (("D accuracy", "accuracy", ".3f"), ("AUC", "auc", ".3f"), ("adv. loss", "adversarial_loss", ".4f"),
                 ("at chance", "chance_loss", ".4f"), ("alive", "alive", ".0f"))
+GAME_KEYS = {column: (key,) for column, key, _ in GAME_COLUMNS}
+GAME_ROW = "real_vs_generated"
 
 
 def rows(metrics: dict[str, Any], column_keys: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, Any]]:
@@ -96,6 +98,20 @@ def format_generation(metrics: dict[str, Any]) -> str:
 def format_game(metrics: dict[str, Any]) -> str:
   """The game evaluator's line of flat `metrics` (`GAME_COLUMNS`); "" without it."""
   return "\n".join(_scores(metrics, "game", GAME_COLUMNS))
+
+
+def format_game_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+  """One line per member kind of a population's game summary: mean ± std over seeds of
+  `GAME_COLUMNS` ("alive" as the number of seeds whose game was); "" without one."""
+  if not summary:
+    return ""
+  width = max(len(kind) for kind in summary) + 7
+  lines = [f"{'game':<{width}}" + "".join(f"{c:>17}" for c, _, _ in GAME_COLUMNS)]
+  for kind, columns in summary.items():
+    cells = [f"{sum(columns[c]['values']):.0f} of {columns[c]['n']}" if key == "alive" else
+             f"{columns[c]['mean']:.3f} ± {columns[c]['std']:.3f}" for c, key, _ in GAME_COLUMNS]
+    lines.append(f"{f'({kind})':<{width}}" + "".join(f"{cell:>17}" for cell in cells))
+  return "\n".join(lines)
 
 
 def _figure(figsize):

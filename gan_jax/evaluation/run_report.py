@@ -85,6 +85,17 @@ def summarize(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, d
   return {**summary, **controls}
 
 
+def summarize_game(by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+  """{kind: {column: {"mean", "std", "n", "values"}}}: the game evaluator's row (`report.GAME_COLUMNS`)
+  of each member kind, over its members; kinds whose members lack it are left out."""
+  summary = {}
+  for kind, members in by_kind.items():
+    tables = [report.rows(m, report.GAME_KEYS).get(report.GAME_ROW) for m in members]
+    if all(tables):
+      summary[kind] = {c: stats([table[c] for table in tables]) for c in tables[0]}
+  return summary
+
+
 def stats(values: list[float]) -> dict[str, Any]:
   """{"mean", "std" (with n - 1; 0 for one value), "n", "values"} of one column over seeds."""
   return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
