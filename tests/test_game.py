@@ -25,6 +25,7 @@ def test_judge_reads_the_logits_against_logit_zero():
   # The same logits for every image: at chance, whatever they are.
   assert game.judge(np.full(4, 0.3), np.full(4, 0.3), "non_saturating")["alive"] == 0.0
   assert game.judge(np.zeros(2), np.zeros(2), "hinge")["chance_loss"] == 2.0
+  assert game.judge(np.array([np.nan, 1.0]), np.zeros(2), "non_saturating")["alive"] == 0.0  # A D gone NaN.
 
 
 def test_the_evaluator_judges_held_out_real_images_against_the_online_generator():

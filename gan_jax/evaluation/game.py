@@ -62,6 +62,9 @@ def judge(logits_real: np.ndarray, logits_fake: np.ndarray, loss: str) -> dict[s
   chance = float(LOSSES[loss].discriminator(jnp.zeros(1), jnp.zeros(1)))
   real_accuracy, fake_accuracy = float((real > 0).mean()), float((fake < 0).mean())
   accuracy = (real_accuracy + fake_accuracy) / 2
+  if not np.isfinite(np.r_[real, fake]).all():  # A D gone non-finite plays no game; nothing to rank.
+    return {"real_accuracy": real_accuracy, "fake_accuracy": fake_accuracy, "accuracy": accuracy, "auc": float("nan"),
+            "adversarial_loss": adversarial_loss, "chance_loss": chance, "alive": 0.0}
   auc = metrics.roc_auc_score(np.r_[np.ones(len(real)), np.zeros(len(fake))], np.r_[real, fake])
   alive = accuracy > ALIVE_ACCURACY and adversarial_loss < chance - ALIVE_MARGIN
   return {"real_accuracy": real_accuracy, "fake_accuracy": fake_accuracy, "accuracy": accuracy, "auc": float(auc),
@@ -74,9 +77,13 @@ class Evaluator:
   def __init__(self, settings: ml_collections.ConfigDict, context: evaluators.Context):
     del settings  # No options.
     self.loss = context.config.adversarial.loss
-    _, held_out = representation.splits(context, ml_collections.ConfigDict(dict(train_split="train",
-                                                                                test_split="test")))
-    self.real = held_out.images[:NUM_IMAGES]
+    splits = context.config.evals.get("representation") or ml_collections.ConfigDict(
+        dict(train_split="train", test_split="test"))  # The representation evaluator's scoring split.
+    _, held_out = representation.splits(context, splits)
+    if not len(held_out.images):
+      raise ValueError(f"config.evals.game: {held_out.name} holds no images to judge")
+    order = np.random.default_rng(SEED).permutation(len(held_out.images))  # Of every class, on a sorted split.
+    self.real = held_out.images[np.sort(order[:NUM_IMAGES])]
     self._generate_fn = context.make_generate_fn(BATCH_SIZE, online=True)
     discriminator, policy = context.discriminator, augment.parse_policy(context.config.augment)
     self._logits = jax.jit(lambda variables, key, x: discriminator.apply(

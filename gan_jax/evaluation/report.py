@@ -61,7 +61,10 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 
 def format_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
-  """One row per (row, member kind) of a population's summary: mean ± std over seeds of `COLUMNS`."""
+  """One row per (row, member kind) of a population's summary: mean ± std over seeds of `COLUMNS`;
+  "" without rows."""
+  if not summary:
+    return ""
   width = max(len(name) for name in summary) + 2
   seeds = max(stats["n"] for columns in summary.values() for stats in columns.values())
   lines = [f"{f'mean ± std over {seeds} seeds':<{width}}" + "".join(f"{c:>17}" for c in COLUMNS)]

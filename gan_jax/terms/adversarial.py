@@ -101,7 +101,7 @@ class Adversarial:
 
 
 def check(config) -> None:
-  if config.adversarial.detach and "kplus1" in config:
+  if config.adversarial.detach and config.get("kplus1") is not None:
     raise ValueError("config.adversarial.detach=True: the K+1 classifier's real/fake logit is its class logits; "
                      "allowed with kplus1: False")
 
