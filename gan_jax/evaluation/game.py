@@ -62,11 +62,9 @@ def judge(logits_real: np.ndarray, logits_fake: np.ndarray, loss: str) -> dict[s
   chance = float(LOSSES[loss].discriminator(jnp.zeros(1), jnp.zeros(1)))
   real_accuracy, fake_accuracy = float((real > 0).mean()), float((fake < 0).mean())
   accuracy = (real_accuracy + fake_accuracy) / 2
-  if not np.isfinite(np.r_[real, fake]).all():  # A D gone non-finite plays no game; nothing to rank.
-    return {"real_accuracy": real_accuracy, "fake_accuracy": fake_accuracy, "accuracy": accuracy, "auc": float("nan"),
-            "adversarial_loss": adversarial_loss, "chance_loss": chance, "alive": 0.0}
-  auc = metrics.roc_auc_score(np.r_[np.ones(len(real)), np.zeros(len(fake))], np.r_[real, fake])
-  alive = accuracy > ALIVE_ACCURACY and adversarial_loss < chance - ALIVE_MARGIN
+  finite = bool(np.isfinite(np.r_[real, fake]).all())  # A D gone non-finite plays no game, and ranks nothing.
+  auc = metrics.roc_auc_score(np.r_[np.ones(len(real)), np.zeros(len(fake))], np.r_[real, fake]) if finite else np.nan
+  alive = finite and accuracy > ALIVE_ACCURACY and adversarial_loss < chance - ALIVE_MARGIN
   return {"real_accuracy": real_accuracy, "fake_accuracy": fake_accuracy, "accuracy": accuracy, "auc": float(auc),
           "adversarial_loss": adversarial_loss, "chance_loss": chance, "alive": float(alive)}
 
@@ -77,8 +75,8 @@ class Evaluator:
   def __init__(self, settings: ml_collections.ConfigDict, context: evaluators.Context):
     del settings  # No options.
     self.loss = context.config.adversarial.loss
-    splits = context.config.evals.get("representation") or ml_collections.ConfigDict(
-        dict(train_split="train", test_split="test"))  # The representation evaluator's scoring split.
+    # The representation evaluator's scoring split (its declared one where the run has no block).
+    splits = context.config.evals.get("representation") or evaluators.block("representation")
     _, held_out = representation.splits(context, splits)
     if not len(held_out.images):
       raise ValueError(f"config.evals.game: {held_out.name} holds no images to judge")
@@ -91,11 +89,11 @@ class Evaluator:
 
   def run(self, state: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     variables, size, batches = state["discriminator"], BATCH_SIZE, -(-len(self.real) // BATCH_SIZE)
-    key = lambda kind, i: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(SEED), kind), i)
-    real = np.concatenate([self._logits(variables, key(0, i), data.to_model_range(self.real[i * size:(i + 1) * size]))
+    draw = lambda kind, i: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(SEED), kind), i)
+    real = np.concatenate([self._logits(variables, draw(0, i), data.to_model_range(self.real[i * size:(i + 1) * size]))
                            for i in range(batches)])
     sample = self._generate_fn(state)
-    fake = np.concatenate([self._logits(variables, key(1, i), sample(key(2, i))) for i in range(batches)])
+    fake = np.concatenate([self._logits(variables, draw(1, i), sample(draw(2, i))) for i in range(batches)])
     fake = fake[:len(self.real)]
     for key, value in judge(real, fake, self.loss).items():
       yield f"{report.GAME_ROW}/{key}", value

@@ -74,17 +74,17 @@ def format_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
   return "\n".join(lines)
 
 
-def _scores(metrics: dict[str, Any], title: str, columns) -> list[str]:
-  """The lines of a table of `columns` ((column, key, format)) over the rows of flat `metrics`
-  that have their keys; [] without any."""
+def _scores(metrics: dict[str, Any], title: str, columns) -> tuple[list[str], dict[str, dict[str, Any]]]:
+  """(the lines, the rows) of a table of `columns` ((column, key, format)) over the rows of flat
+  `metrics` that have their keys; no lines without any."""
   table = rows(metrics, {column: (key,) for column, key, _ in columns})
   if not table:
-    return []
+    return [], table
   width = max(len(name) for name in table) + 2
   lines = [f"{title:<{width}}" + "".join(f"{c:>12}" for c, _, _ in columns)]
   for name, scores in table.items():
     lines.append(f"{name:<{width}}" + "".join(f"{scores[c]:>12{fmt}}" for c, _, fmt in columns))
-  return lines
+  return lines, table
 
 
 def format_generation(metrics: dict[str, Any]) -> str:
@@ -92,15 +92,15 @@ def format_generation(metrics: dict[str, Any]) -> str:
   `GENERATION_COLUMNS`; then each set's protocol; "" where none was scored."""
   # KID in the features' own units (papers quote Inception KID x 1e3; a domain
   # classifier's features have another scale), so 4 significant digits, not fixed decimals.
-  lines = _scores(metrics, "generation", GENERATION_COLUMNS)
+  lines, table = _scores(metrics, "generation", GENERATION_COLUMNS)
   protocols = {name.split("/")[1]: value for name, value in metrics.items() if name.endswith("/protocol")}
-  lines += [f"  {name}: {protocols[name]['label']}" for name in rows(metrics, {"FID": ("fid",)}) if name in protocols]
+  lines += [f"  {name}: {protocols[name]['label']}" for name in table if name in protocols]
   return "\n".join(lines)
 
 
 def format_game(metrics: dict[str, Any]) -> str:
   """The game evaluator's line of flat `metrics` (`GAME_COLUMNS`); "" without it."""
-  return "\n".join(_scores(metrics, "game", GAME_COLUMNS))
+  return "\n".join(_scores(metrics, "game", GAME_COLUMNS)[0])
 
 
 def format_game_summary(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
